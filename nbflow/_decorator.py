@@ -1,0 +1,122 @@
+"""``@step``: cache a function's return value on disk, keyed by its code and arguments."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from ._code import code_hash, function_globals
+from ._config import check_on_change
+from ._duration import parse_ttl
+from ._engine import NO_RESULT, Engine, StepOptions, warn
+from ._errors import CorruptBlob, InvalidKey
+from ._keys import render_key, template_fields, validate_key
+from ._serialization import fingerprint
+from ._session import get_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+_UNSET: Any = object()
+
+
+@overload
+def step(func: F, /) -> F: ...
+@overload
+def step(*, key: str | None = None, ttl: str | float | None = _UNSET, on_change: str | None = None) -> Callable[[F], F]: ...
+
+
+def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_change: str | None = None) -> Any:
+    """Cache a function's return value in the nbflow store, in notebooks and plain scripts.
+
+    Use as ``@step`` or ``@step(key="user:{user_id}", ttl="1d", on_change="rerun")``.
+    The value is reused while the function's code, its arguments, the globals it
+    reads and the TTL still hold. ``key`` is a template filled from the arguments.
+
+    >>> @step
+    ... def square(x):
+    ...     return x * x
+    >>> square(4)
+    16
+    """
+    if func is None:
+        return functools.partial(step, key=key, ttl=ttl, on_change=on_change)
+    if not callable(func):
+        raise TypeError(f"@step decorates a function (got {func!r}); use @step or @step(key=..., ttl=...).")
+    ttl_seconds = _UNSET if ttl is _UNSET else parse_ttl(ttl)
+    change_policy = None if on_change is None else check_on_change(on_change)
+    signature = inspect.signature(func)
+    if key is not None:
+        unknown = [name for name in template_fields(key) if name not in signature.parameters]
+        if unknown:
+            raise InvalidKey(f"Key template {key!r} names {unknown[0]!r}, which is not a parameter of {func.__qualname__}().")
+    func_hash = _function_hash(func)
+    identity = f"{func.__module__}.{func.__qualname__}"
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = get_session()
+        engine = Engine(session)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments_fingerprint = fingerprint(dict(bound.arguments))
+        step_key = render_key(key, bound.arguments) if key else validate_key(f"{identity}:{arguments_fingerprint[:16]}")
+        inputs: dict[str, str | None] = {"(arguments)": arguments_fingerprint}
+        namespace = func.__globals__
+        for name in sorted(function_globals(func, namespace, func.__module__)):
+            if namespace.get(name) is not wrapper:
+                inputs[name] = fingerprint(namespace[name])
+        options = StepOptions(
+            ttl=session.config.ttl if ttl_seconds is _UNSET else ttl_seconds,
+            on_change=change_policy or session.config.on_change,
+        )
+        decision = engine.decide(step_key, func_hash, inputs, options)
+        if decision.hit and decision.record is not None:
+            try:
+                restored = engine.restore(decision.record)
+            except CorruptBlob as exc:
+                warn(f"Step {step_key!r}: the checkpoint cannot be read ({exc}); calling {func.__qualname__}() instead.")
+            else:
+                if decision.warning:
+                    warn(decision.warning)
+                return restored.values["return"]
+        started_at = session.clock()
+        clock_start = time.perf_counter()
+        try:
+            value = func(*args, **kwargs)
+        except BaseException as error:
+            engine.save_failure(step_key, kind="function", code_hash=func_hash, source=identity, error=error, started_at=started_at, duration=time.perf_counter() - clock_start)
+            raise
+        engine.save(
+            step_key,
+            kind="function",
+            code_hash=func_hash,
+            source=identity,
+            inputs=inputs,
+            outputs={"return": value},
+            aliases={},
+            deleted=[],
+            result=NO_RESULT,
+            events=[],
+            started_at=started_at,
+            duration=time.perf_counter() - clock_start,
+            options=options,
+        )
+        return value
+
+    return wrapper
+
+
+def _function_hash(func: Callable[..., Any]) -> str:
+    """Hash a function's source without its decorators (changing ``ttl=`` is no code change)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        definition = tree.body[0]
+        if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            definition.decorator_list = []
+        return code_hash(ast.unparse(tree))
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return fingerprint(getattr(func, "__code__", func))

@@ -1,0 +1,89 @@
+"""The storage interface: records and blobs, bytes in and bytes out, plus a backend registry.
+
+A *record* is a small JSON document describing one step (key -> bytes).
+A *blob* is one saved value, addressed by the hash of its content.
+A backend implements `Store`; nbflow never pickles inside a store.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+from ._errors import InvalidOption
+
+Chunks = Sequence["bytes | bytearray | memoryview"]
+
+
+class Store(abc.ABC):
+    """Where records and blobs live. Every method may raise `StoreError`."""
+
+    location: str
+    """A human-readable place, shown in messages."""
+
+    @abc.abstractmethod
+    def save_record(self, key: str, data: bytes) -> None:
+        """Create or replace the record stored under ``key``."""
+
+    @abc.abstractmethod
+    def load_record(self, key: str) -> bytes | None:
+        """Return the record under ``key``, or ``None``."""
+
+    @abc.abstractmethod
+    def delete_record(self, key: str) -> bool:
+        """Delete the record under ``key``; return whether it existed."""
+
+    @abc.abstractmethod
+    def list_records(self) -> list[str]:
+        """Return every record key."""
+
+    @abc.abstractmethod
+    def save_blob(self, blob_id: str, chunks: Chunks) -> None:
+        """Store the concatenation of ``chunks`` under ``blob_id``, atomically."""
+
+    @abc.abstractmethod
+    def load_blob(self, blob_id: str) -> bytes | bytearray:
+        """Return the blob's bytes; raises `CorruptBlob` if it is missing or unreadable."""
+
+    @abc.abstractmethod
+    def has_blob(self, blob_id: str) -> bool:
+        """Whether a blob is stored under ``blob_id``."""
+
+    @abc.abstractmethod
+    def delete_blob(self, blob_id: str) -> None:
+        """Delete a blob; deleting a missing blob is not an error."""
+
+    @abc.abstractmethod
+    def list_blobs(self) -> list[str]:
+        """Return every blob id."""
+
+    def close(self) -> None:
+        """Release files and connections; the store may be reopened later."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+StoreFactory = Callable[[str], Store]
+_BACKENDS: dict[str, StoreFactory] = {}
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Make ``open_store("SCHEME://...")`` build stores with ``factory(location)``."""
+    _BACKENDS[scheme] = factory
+
+
+def open_store(location: str) -> Store:
+    """Open the store at ``location``: a directory path, or ``SCHEME://...`` for a registered backend."""
+    scheme, separator, rest = location.partition("://")
+    if not separator:
+        scheme, rest = "file", location
+    try:
+        factory = _BACKENDS[scheme]
+    except KeyError:
+        known = ", ".join(sorted(_BACKENDS))
+        raise InvalidOption(f"No store backend for {scheme + '://'!r} (known: {known}); use a directory path.") from None
+    return factory(rest)
