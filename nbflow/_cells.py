@@ -120,7 +120,8 @@ def run_cell_step(
             result = execute()
         except BaseException as error:
             duration = time.perf_counter() - clock_start
-            engine.save_failure(key, kind="cell", code_hash=cell_hash, source=source, error=error, started_at=started_at, duration=duration)
+            binds = sorted(name for name in analyze(source).binds if not is_managed(name, hidden))
+            engine.save_failure(key, kind="cell", code_hash=cell_hash, source=source, error=error, started_at=started_at, duration=duration, binds=binds)
             session.set_execution("failed", key)
             raise
     duration = time.perf_counter() - clock_start

@@ -42,19 +42,21 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
     >>> square(4)
     16
     """
+    ttl_seconds = _UNSET if ttl is _UNSET else parse_ttl(ttl)
+    change_policy = None if on_change is None else check_on_change(on_change)
+    if key is not None:
+        validate_key(key, template=True)
     if func is None:
         return functools.partial(step, key=key, ttl=ttl, on_change=on_change)
     if not callable(func):
         raise TypeError(f"@step decorates a function (got {func!r}); use @step or @step(key=..., ttl=...).")
-    ttl_seconds = _UNSET if ttl is _UNSET else parse_ttl(ttl)
-    change_policy = None if on_change is None else check_on_change(on_change)
     signature = inspect.signature(func)
     if key is not None:
         unknown = [name for name in template_fields(key) if name not in signature.parameters]
         if unknown:
             raise InvalidKey(f"Key template {key!r} names {unknown[0]!r}, which is not a parameter of {func.__qualname__}().")
     func_hash = _function_hash(func)
-    identity = f"{func.__module__}.{func.__qualname__}"
+    identity = func.__qualname__ if func.__module__ == "__main__" else f"{func.__module__}.{func.__qualname__}"
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,6 +92,11 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
         except BaseException as error:
             engine.save_failure(step_key, kind="function", code_hash=func_hash, source=identity, error=error, started_at=started_at, duration=time.perf_counter() - clock_start)
             raise
+        # Globals the call itself changed (a log list it appends to) are recorded as
+        # they are now, so the next call with the same arguments is a hit.
+        for name in inputs:
+            if name in namespace:
+                inputs[name] = fingerprint(namespace[name])
         engine.save(
             step_key,
             kind="function",

@@ -7,6 +7,7 @@ key, code hash and input fingerprints; this module does the rest.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,7 +92,11 @@ def is_expired(record: Mapping[str, Any], ttl: float | None, now: float) -> bool
 def compare_inputs(recorded: Mapping[str, str | None], current: Mapping[str, str | None]) -> str | None:
     """Say which input changed, or ``None`` when all recorded inputs still hold."""
     for name in sorted(recorded):
-        before, now = recorded[name], current.get(name)
+        try:
+            now = current[name]  # may compute the fingerprint on demand
+        except KeyError:
+            now = None
+        before = recorded[name]
         if before == now:
             continue
         if before is None:
@@ -117,9 +122,12 @@ class Engine:
 
     def decide(self, key: str, code_hash: str, inputs: Mapping[str, str | None], options: StepOptions) -> Decision:
         """Whether the checkpoint under ``key`` holds for this code and these inputs."""
+        try:
+            record = self.load(key)
+        except StoreError as exc:
+            return Decision(key, False, f"cache unreadable: {exc}", None)
         if options.force:
-            return Decision(key, False, "forced", self._load_quietly(key))
-        record = self._load_quietly(key)
+            return Decision(key, False, "forced", record)
         if record is None:
             return Decision(key, False, "no checkpoint yet", None)
         state = record.get("state")
@@ -132,7 +140,7 @@ class Engine:
         now = self.session.clock()
         if is_expired(record, options.ttl, now):
             age = now - float(record["finished_at"])
-            return Decision(key, False, f"expired (computed {format_duration(age)} ago, ttl {format_duration(options.ttl)})", record)
+            return Decision(key, False, f"expired: computed {format_duration(age)} ago, ttl {format_duration(options.ttl)}", record)
         warning = None
         if record.get("code_hash") != code_hash:
             if options.on_change == "rerun":
@@ -143,13 +151,6 @@ class Engine:
         if changed:
             return Decision(key, False, changed, record)
         return Decision(key, True, "", record, warning)
-
-    def _load_quietly(self, key: str) -> dict | None:
-        try:
-            return self.load(key)
-        except StoreError as exc:
-            warn(f"Cannot read the checkpoint of step {key!r}; running it instead. {exc}")
-            return None
 
     def restore(self, record: Mapping[str, Any]) -> Restored:
         """Read a completed record's values back; raises `CorruptBlob` if any is missing or damaged."""
@@ -173,10 +174,14 @@ class Engine:
     def _read(store: Any, meta: Mapping[str, Any]) -> Any:
         blob = meta["blob"]
         try:
-            data = store.load_blob(blob)
+            return deserialize(store.load_blob(blob), blob)
         except StoreError as exc:
-            raise CorruptBlob(str(exc)) from exc
-        return deserialize(data, blob)
+            # Drop the damaged copy so the re-execution writes a good one under the same id.
+            try:
+                store.delete_blob(blob)
+            except StoreError:
+                pass
+            raise exc if isinstance(exc, CorruptBlob) else CorruptBlob(str(exc)) from exc
 
     def save(
         self,
@@ -202,7 +207,7 @@ class Engine:
             try:
                 frames[name] = serialize(value)
             except Exception as exc:
-                report.unsaved[name] = f"{type(exc).__name__}: {exc}"
+                report.unsaved[name] = f"a {type(value).__qualname__}: {type(exc).__name__}: {exc}"
         result_frame = None
         if result is not NO_RESULT:
             try:
@@ -223,6 +228,8 @@ class Engine:
             "inputs": dict(inputs),
             "outputs": {},
             "deleted": sorted(deleted),
+            "binds": sorted({*outputs, *aliases}),
+            "saved_at": time.time(),
             "started_at": started_at,
             "finished_at": finished,
             "duration": duration,
@@ -258,7 +265,9 @@ class Engine:
         report.nbytes = sum(frame.nbytes for frame in frames.values())
         return report
 
-    def save_failure(self, key: str, *, kind: StepKind, code_hash: str, source: str, error: BaseException, started_at: float, duration: float) -> None:
+    def save_failure(
+        self, key: str, *, kind: StepKind, code_hash: str, source: str, error: BaseException, started_at: float, duration: float, binds: list[str] | None = None
+    ) -> None:
         """Record a failed run so that it is never restored and ``status`` can say why."""
         record = {
             "format": RECORD_FORMAT,
@@ -270,6 +279,8 @@ class Engine:
             "inputs": {},
             "outputs": {},
             "deleted": [],
+            "binds": sorted(binds or []),
+            "saved_at": time.time(),
             "started_at": started_at,
             "finished_at": started_at + duration,
             "duration": duration,

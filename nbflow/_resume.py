@@ -88,7 +88,7 @@ def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: li
 
 
 def _produces(record: dict) -> set[str]:
-    return set(record.get("outputs") or {}) | set(record.get("deleted") or [])
+    return set(record.get("outputs") or {}) | set(record.get("deleted") or []) | set(record.get("binds") or [])
 
 
 def _history(candidates: list[dict]) -> dict[str, list[tuple[int, str, str]]]:

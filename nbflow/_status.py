@@ -10,6 +10,7 @@ from typing import Any
 from ._duration import format_duration, format_size
 from ._engine import Engine
 from ._resume import plan_resume
+from ._serialization import fingerprint
 
 COLUMNS = ("key", "state", "age", "ttl left", "size", "duration", "why")
 
@@ -65,6 +66,10 @@ def status_rows(engine: Engine, namespace: Mapping[str, Any] | None = None) -> S
             state = "expired" if why.startswith("expired") else "stale"
         elif ttl is not None and now > finished + ttl:
             state, why = "expired", "ttl passed"
+        elif record.get("kind") == "cell" and namespace is not None:
+            changed = _changed_in(record, namespace)
+            if changed:
+                state, why = "stale", changed
         outputs = record.get("outputs") or {}
         rows.append(
             {
@@ -78,3 +83,11 @@ def status_rows(engine: Engine, namespace: Mapping[str, Any] | None = None) -> S
             }
         )
     return StatusTable(rows, engine.session.store.location)
+
+
+def _changed_in(record: Mapping[str, Any], namespace: Mapping[str, Any]) -> str | None:
+    """Which recorded input now has another value in the namespace (running the step would re-execute it)."""
+    for name, expected in sorted((record.get("inputs") or {}).items()):
+        if name in namespace and fingerprint(namespace[name]) != expected:
+            return f"input {name!r} changed in the namespace"
+    return None
