@@ -108,6 +108,7 @@ def run_cell_step(
             for name in restored.deleted:
                 namespace.pop(name, None)
             namespace.update(restored.values)
+            engine.mark_used(decision.record)
             return CellRun(key, "restored", "", decision.record, restored.result, restored=restored)
 
     before = {name: id(value) for name, value in namespace.items()}

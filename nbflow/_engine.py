@@ -229,7 +229,7 @@ class Engine:
             "outputs": {},
             "deleted": sorted(deleted),
             "binds": sorted({*outputs, *aliases}),
-            "saved_at": time.time(),
+            "used_at": time.time(),
             "started_at": started_at,
             "finished_at": finished,
             "duration": duration,
@@ -280,7 +280,7 @@ class Engine:
             "outputs": {},
             "deleted": [],
             "binds": sorted(binds or []),
-            "saved_at": time.time(),
+            "used_at": time.time(),
             "started_at": started_at,
             "finished_at": started_at + duration,
             "duration": duration,
@@ -289,6 +289,14 @@ class Engine:
             "unsaved": {},
         }
         self._write_record(key, record, SaveReport())
+
+    def mark_used(self, record: dict) -> None:
+        """Note that a checkpoint was just restored: `resume` replays steps in the order they were last used."""
+        record["used_at"] = time.time()
+        try:
+            self.session.store.save_record(record["key"], json.dumps(record).encode())
+        except StoreError:
+            pass
 
     def _write_record(self, key: str, record: dict, report: SaveReport) -> None:
         try:

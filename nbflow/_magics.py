@@ -129,7 +129,9 @@ def _has_top_level_await(tree: ast.Module) -> bool:
 def _execute(shell: Any, cell: str, source: str, tree: ast.Module | None) -> Any:
     """Run the cell's code in the user namespace, returning its last expression's value (like IPython)."""
     __tracebackhide__ = True  # noqa: F841
-    filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+    # IPython 9 counts the running cell before running it; prompt_count is its number either way.
+    number = getattr(shell.displayhook, "prompt_count", shell.execution_count)
+    filename = shell.compile.cache(source, number, raw_code=cell)
     if tree is None:
         compile(source, filename, "exec")
         raise AssertionError("unreachable: the cell did not parse")

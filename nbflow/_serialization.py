@@ -173,6 +173,9 @@ def serialize(value: object) -> Serialized:
 def deserialize(data: bytes | bytearray | memoryview, digest: str | None = None) -> object:
     """Load a frame written by `serialize`, checking its digest; raises `CorruptBlob`."""
     view = memoryview(data)
+    if view.readonly:
+        # Arrays restored over immutable bytes would be read-only (and fingerprint differently).
+        view = memoryview(bytearray(view))
     if view.nbytes < _HEAD.size:
         raise CorruptBlob("the saved value is truncated")
     magic, version, count, stream_length = _HEAD.unpack_from(view, 0)

@@ -53,8 +53,9 @@ class Session:
             record = load_record(store, key)
             if record is not None:
                 found.append(record)
-        # saved_at is the wall clock at save time: the true run order, even under a test clock.
-        return sorted(found, key=lambda record: (record.get("saved_at") or 0.0, record.get("finished_at") or 0.0))
+        # used_at is the wall clock when a step last ran or was restored: the true run
+        # order, even under a test clock.
+        return sorted(found, key=lambda record: (record.get("used_at") or 0.0, record.get("finished_at") or 0.0))
 
     def execution(self) -> dict:
         """The last known execution state: state, last update, current step."""

@@ -43,7 +43,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def load_blob(self, blob_id: str) -> bytes | bytearray:
-        """Return the blob's bytes; raises `CorruptBlob` if it is missing or unreadable."""
+        """Return the blob's bytes; raises `CorruptBlob` if it is missing or unreadable.
+
+        Return a ``bytearray`` for large blobs: restored arrays then use its memory
+        directly; immutable ``bytes`` are copied once to make them writable.
+        """
 
     @abc.abstractmethod
     def has_blob(self, blob_id: str) -> bool:

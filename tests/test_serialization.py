@@ -80,3 +80,22 @@ def test_fingerprint_detects_small_changes_in_large_arrays():
 def test_round_trip_and_fingerprint_properties(value):
     assert round_trip(value) == value
     assert fingerprint(round_trip(value)) == fingerprint(value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: np.ones(10_000_000), lambda: pd.DataFrame({"a": np.ones(5_000_000), "b": np.arange(5_000_000)})],
+    ids=["array", "dataframe"],
+)
+def test_fingerprint_and_serialize_do_not_copy_large_buffers(make):
+    import tracemalloc
+
+    value = make()
+    tracemalloc.start()
+    try:
+        fingerprint(value)
+        serialize(value)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"{peak} bytes allocated for an 80 MB value: a buffer was copied"
