@@ -48,7 +48,7 @@ def capture_output(shell: Any) -> Iterator[Captured]:
     original_publish = publisher.publish
     had_override = "publish" in vars(publisher)
 
-    def publish(data: dict, metadata: dict | None = None, *args: Any, **kwargs: Any) -> Any:
+    def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
         if not kwargs.get("update") and budget[0] > 0:
             kept = {mime: value for mime, value in data.items() if mime not in _UNREPLAYABLE}
             if kept:
@@ -57,8 +57,8 @@ def capture_output(shell: Any) -> Iterator[Captured]:
         return original_publish(data, metadata, *args, **kwargs)
 
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout = _Tee(stdout, "stdout", captured, budget)  # type: ignore[assignment]
-    sys.stderr = _Tee(stderr, "stderr", captured, budget)  # type: ignore[assignment]
+    sys.stdout = _Tee(stdout, "stdout", captured, budget)
+    sys.stderr = _Tee(stderr, "stderr", captured, budget)
     publisher.publish = publish
     try:
         yield captured
@@ -70,7 +70,7 @@ def capture_output(shell: Any) -> Iterator[Captured]:
             del publisher.publish
 
 
-def replay(events: list[dict]) -> None:
+def replay(events: list[dict[str, Any]]) -> None:
     """Show recorded output again: streams to stdout/stderr, rich output through IPython's display."""
     from IPython.display import publish_display_data
 
@@ -78,4 +78,4 @@ def replay(events: list[dict]) -> None:
         if event.get("kind") == "stream":
             getattr(sys, event.get("name", "stdout"), sys.stdout).write(event.get("text", ""))
         elif event.get("kind") == "display":
-            publish_display_data(event.get("data") or {}, event.get("metadata") or {})
+            publish_display_data(event.get("data") or {}, event.get("metadata") or {})  # type: ignore[no-untyped-call]

@@ -24,7 +24,7 @@ _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, tuple, frozense
 class Captured:
     """Output a cell produced while it ran, to replay on a later restore."""
 
-    events: list[dict] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -39,7 +39,7 @@ class CellRun:
     key: str
     action: Literal["executed", "restored"]
     reason: str
-    record: dict | None
+    record: dict[str, Any] | None
     result: Any = NO_RESULT
     duration: float = 0.0
     report: SaveReport | None = None
@@ -51,7 +51,7 @@ def is_managed(name: str, hidden: Container[str] = ()) -> bool:
     return name in hidden or bool(_MANAGED.match(name))
 
 
-class _Fingerprints(dict):
+class _Fingerprints(dict[str, Any]):
     """Input fingerprints computed on first use; ``None`` marks a name that is not defined."""
 
     def __init__(self, namespace: MutableMapping[str, Any]) -> None:
@@ -122,7 +122,9 @@ def run_cell_step(
         except BaseException as error:
             duration = time.perf_counter() - clock_start
             binds = sorted(name for name in analyze(source).binds if not is_managed(name, hidden))
-            engine.save_failure(key, kind="cell", code_hash=cell_hash, source=source, error=error, started_at=started_at, duration=duration, binds=binds)
+            engine.save_failure(
+                key, kind="cell", code_hash=cell_hash, source=source, error=error, started_at=started_at, duration=duration, binds=binds
+            )
             session.set_execution("failed", key)
             raise
     duration = time.perf_counter() - clock_start

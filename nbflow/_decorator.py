@@ -90,7 +90,15 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
         try:
             value = func(*args, **kwargs)
         except BaseException as error:
-            engine.save_failure(step_key, kind="function", code_hash=func_hash, source=identity, error=error, started_at=started_at, duration=time.perf_counter() - clock_start)
+            engine.save_failure(
+                step_key,
+                kind="function",
+                code_hash=func_hash,
+                source=identity,
+                error=error,
+                started_at=started_at,
+                duration=time.perf_counter() - clock_start,
+            )
             raise
         # Globals the call itself changed (a log list it appends to) are recorded as
         # they are now, so the next call with the same arguments is a hit.

@@ -125,10 +125,9 @@ class _Guard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
         if exc is not None and isinstance(exc, (OSError, sqlite3.Error)) and not isinstance(exc, StoreError):
             raise StoreError(f"{self.message} ({exc}).") from exc
-        return False
 
 
 register_store("file", DiskStore)

@@ -37,10 +37,7 @@ def parse_ttl(text: str | float | int | None) -> float | None:
 
 
 def _message(value: object) -> str:
-    return (
-        "'ttl' must be a positive duration like '30s', '15m', '6h', '7d', '2w', "
-        f"a number of seconds, or 'never' (got {value!r})."
-    )
+    return f"'ttl' must be a positive duration like '30s', '15m', '6h', '7d', '2w', a number of seconds, or 'never' (got {value!r})."
 
 
 def format_duration(seconds: float | None) -> str:
@@ -75,8 +72,9 @@ def format_size(nbytes: int) -> str:
     """
     if nbytes < 1000:
         return f"{nbytes} B"
+    amount = float(nbytes)
     for unit in ("KB", "MB", "GB", "TB"):
-        nbytes /= 1000
-        if nbytes < 1000 or unit == "TB":
-            return f"{nbytes:.1f} {unit}" if nbytes < 100 else f"{nbytes:.0f} {unit}"
+        amount /= 1000
+        if amount < 1000 or unit == "TB":
+            return f"{amount:.1f} {unit}" if amount < 100 else f"{amount:.0f} {unit}"
     raise AssertionError("unreachable")

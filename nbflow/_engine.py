@@ -6,6 +6,7 @@ key, code hash and input fingerprints; this module does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -49,7 +50,7 @@ class Decision:
     key: str
     hit: bool
     reason: str
-    record: dict | None
+    record: dict[str, Any] | None
     warning: str | None = None
 
 
@@ -60,7 +61,7 @@ class Restored:
     values: dict[str, Any]
     deleted: list[str]
     result: Any
-    events: list[dict]
+    events: list[dict[str, Any]]
     nbytes: int
 
 
@@ -113,7 +114,7 @@ class Engine:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def load(self, key: str) -> dict | None:
+    def load(self, key: str) -> dict[str, Any] | None:
         """The record for ``key``, or ``None``; raises `StoreError`."""
         record = load_record(self.session.store, key)
         if record is not None and record.get("format") != RECORD_FORMAT:
@@ -177,10 +178,8 @@ class Engine:
             return deserialize(store.load_blob(blob), blob)
         except StoreError as exc:
             # Drop the damaged copy so the re-execution writes a good one under the same id.
-            try:
+            with contextlib.suppress(StoreError):
                 store.delete_blob(blob)
-            except StoreError:
-                pass
             raise exc if isinstance(exc, CorruptBlob) else CorruptBlob(str(exc)) from exc
 
     def save(
@@ -195,7 +194,7 @@ class Engine:
         aliases: Mapping[str, str],
         deleted: list[str],
         result: Any,
-        events: list[dict],
+        events: list[dict[str, Any]],
         started_at: float,
         duration: float,
         options: StepOptions,
@@ -249,9 +248,10 @@ class Engine:
             return report
         try:
             store = self.session.store
-            for frame in [*frames.values(), result_frame, events_frame]:
-                if frame is not None and not store.has_blob(frame.digest):
-                    store.save_blob(frame.digest, frame.chunks)
+            pending: list[Serialized | None] = [*frames.values(), result_frame, events_frame]
+            for blob in pending:
+                if blob is not None and not store.has_blob(blob.digest):
+                    store.save_blob(blob.digest, blob.chunks)
             if result_frame is not None:
                 record["result"] = _describe(result, result_frame)
             if events_frame is not None:
@@ -266,7 +266,16 @@ class Engine:
         return report
 
     def save_failure(
-        self, key: str, *, kind: StepKind, code_hash: str, source: str, error: BaseException, started_at: float, duration: float, binds: list[str] | None = None
+        self,
+        key: str,
+        *,
+        kind: StepKind,
+        code_hash: str,
+        source: str,
+        error: BaseException,
+        started_at: float,
+        duration: float,
+        binds: list[str] | None = None,
     ) -> None:
         """Record a failed run so that it is never restored and ``status`` can say why."""
         record = {
@@ -290,15 +299,13 @@ class Engine:
         }
         self._write_record(key, record, SaveReport())
 
-    def mark_used(self, record: dict) -> None:
+    def mark_used(self, record: dict[str, Any]) -> None:
         """Note that a checkpoint was just restored: `resume` replays steps in the order they were last used."""
         record["used_at"] = time.time()
-        try:
+        with contextlib.suppress(StoreError):
             self.session.store.save_record(record["key"], json.dumps(record).encode())
-        except StoreError:
-            pass
 
-    def _write_record(self, key: str, record: dict, report: SaveReport) -> None:
+    def _write_record(self, key: str, record: dict[str, Any], report: SaveReport) -> None:
         try:
             self.session.store.save_record(key, json.dumps(record).encode())
         except StoreError as exc:

@@ -25,7 +25,7 @@ def template_fields(template: str) -> list[str]:
     except ValueError as exc:
         raise InvalidKey(f"Key template {template!r} is malformed ({exc}); write placeholders as {{name}}.") from exc
     fields = []
-    for _literal, field, spec, conversion in parsed:
+    for _literal, field, _spec, conversion in parsed:
         if field is None:
             continue
         if not _FIELD.match(field) or conversion:
@@ -49,8 +49,7 @@ def render_key(template: str, values: Mapping[str, object]) -> str:
     missing = [name for name in fields if name not in values]
     if missing:
         raise InvalidKey(
-            f"Key template {template!r} names undefined variable {missing[0]!r}: "
-            "define it before this step, or use a fixed key."
+            f"Key template {template!r} names undefined variable {missing[0]!r}: define it before this step, or use a fixed key."
         )
     try:
         key = template.format_map({name: values[name] for name in fields})

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -28,6 +29,12 @@ _SUBCOMMANDS = "status, resume, clear KEY, clear --all, config [name=value ...]"
 class NbflowMagics(Magics):
     """``%%step KEY`` caches a cell; ``%nbflow`` inspects and manages the cache."""
 
+    @property
+    def _ipython(self) -> InteractiveShell:
+        if self.shell is None:
+            raise UsageError("nbflow's magics need a running IPython shell.")
+        return self.shell
+
     @no_var_expand
     @magic_arguments()
     @argument("key", nargs="?", help="The step's key; {name} placeholders are filled from the namespace.")
@@ -43,13 +50,13 @@ class NbflowMagics(Magics):
         try:
             if not arguments.key:
                 raise NbflowError("A step needs a key: %%step KEY [--ttl DURATION] [--force] [--on-change rerun|warn|ignore].")
-            key = render_key(validate_key(arguments.key, template=True), self.shell.user_ns)
+            key = render_key(validate_key(arguments.key, template=True), self._ipython.user_ns)
             options = StepOptions(
                 ttl=session.config.ttl if arguments.ttl is None else parse_ttl(arguments.ttl),
                 force=arguments.force,
                 on_change=arguments.on_change or session.config.on_change,
             )
-            source = self.shell.transform_cell(cell)
+            source = self._ipython.transform_cell(cell)
             tree = ast.parse(source)
         except NbflowError as exc:
             raise UsageError(str(exc)) from None
@@ -60,17 +67,17 @@ class NbflowMagics(Magics):
 
         def execute() -> Any:
             __tracebackhide__ = True  # noqa: F841
-            return _execute(self.shell, cell, source, tree)
+            return _execute(self._ipython, cell, source, tree)
 
         run = run_cell_step(
             Engine(session),
             key=key,
             source=source,
-            namespace=self.shell.user_ns,
+            namespace=self._ipython.user_ns,
             execute=execute,
             options=options,
-            hidden=self.shell.user_ns_hidden,
-            capture=lambda: capture_output(self.shell),
+            hidden=self._ipython.user_ns_hidden,
+            capture=lambda: capture_output(self._ipython),
         )
         if run.action == "restored" and run.restored is not None:
             replay(run.restored.events)
@@ -87,9 +94,9 @@ class NbflowMagics(Magics):
         command, rest = (words[0], words[1:]) if words else ("status", [])
         try:
             if command == "status" and not rest:
-                return _api.status(self.shell.user_ns)
+                return _api.status(self._ipython.user_ns)
             if command == "resume" and not rest:
-                print(_api.resume(self.shell.user_ns))
+                print(_api.resume(self._ipython.user_ns))
                 return None
             if command == "clear" and rest == ["--all"]:
                 print(f"nbflow: cleared {_api.clear(all=True)} step(s).")
@@ -136,7 +143,11 @@ def _execute(shell: Any, cell: str, source: str, tree: ast.Module | None) -> Any
         compile(source, filename, "exec")
         raise AssertionError("unreachable: the cell did not parse")
     body = list(tree.body)
-    last = body.pop() if body and isinstance(body[-1], ast.Expr) and not _ends_with_semicolon(cell) else None
+    last = body[-1] if body else None
+    if isinstance(last, ast.Expr) and not _ends_with_semicolon(cell):
+        body.pop()
+    else:
+        last = None
     namespace = shell.user_ns
     exec(shell.compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), shell.user_global_ns, namespace)
     if last is None:
@@ -154,10 +165,7 @@ def _status_line(run: CellRun, now: float) -> str:
     if run.action == "restored" and run.record is not None and run.restored is not None:
         record = run.record
         age = format_duration(now - float(record.get("finished_at") or now))
-        return (
-            f"[nbflow] {run.key}: restored {describe_outputs(record)} · computed {age} ago in "
-            f"{format_duration(record.get('duration'))}"
-        )
+        return f"[nbflow] {run.key}: restored {describe_outputs(record)} · computed {age} ago in {format_duration(record.get('duration'))}"
     report = run.report
     head = f"[nbflow] {run.key}: ran in {format_duration(run.duration)} ({run.reason})"
     if report is None or report.error:

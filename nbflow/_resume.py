@@ -19,7 +19,7 @@ _DELETED = "<deleted>"
 class ResumePlan:
     """Which step records can be restored together, and why the others cannot."""
 
-    valid: list[dict] = field(default_factory=list)
+    valid: list[dict[str, Any]] = field(default_factory=list)
     stale: dict[str, str] = field(default_factory=dict)
 
 
@@ -45,7 +45,7 @@ class ResumeReport:
         return "\n".join(lines)
 
 
-def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: list[dict] | None = None) -> ResumePlan:
+def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: list[dict[str, Any]] | None = None) -> ResumePlan:
     """Find the largest set of cell steps whose recorded inputs hold once they are all restored.
 
     A step holds when each input it read will have, after the restore, the
@@ -87,11 +87,11 @@ def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: li
     return plan
 
 
-def _produces(record: dict) -> set[str]:
+def _produces(record: dict[str, Any]) -> set[str]:
     return set(record.get("outputs") or {}) | set(record.get("deleted") or []) | set(record.get("binds") or [])
 
 
-def _history(candidates: list[dict]) -> dict[str, list[tuple[int, str, str]]]:
+def _history(candidates: list[dict[str, Any]]) -> dict[str, list[tuple[int, str, str]]]:
     """name -> [(position, key, fingerprint or _DELETED)] in run order."""
     history: dict[str, list[tuple[int, str, str]]] = {}
     for position, record in enumerate(candidates):
@@ -102,7 +102,7 @@ def _history(candidates: list[dict]) -> dict[str, list[tuple[int, str, str]]]:
     return history
 
 
-def _seen_by(name: str, position: int, history: dict) -> tuple[str, str] | None:
+def _seen_by(name: str, position: int, history: dict[str, Any]) -> tuple[str, str] | None:
     """The value a step at ``position`` read: the last producer before it, else the first after it.
 
     A producer that ran after the step re-ran since (the step read its earlier
@@ -114,7 +114,14 @@ def _seen_by(name: str, position: int, history: dict) -> tuple[str, str] | None:
     return None if chosen is None else (chosen[2], chosen[1])
 
 
-def _broken_input(record: dict, position: int, history: dict, namespace: MutableMapping[str, Any], current: dict, produced_by_any: set[str]) -> str | None:
+def _broken_input(
+    record: dict[str, Any],
+    position: int,
+    history: dict[str, Any],
+    namespace: MutableMapping[str, Any],
+    current: dict[str, Any],
+    produced_by_any: set[str],
+) -> str | None:
     for name, expected in sorted((record.get("inputs") or {}).items()):
         seen = _seen_by(name, position, history)
         if seen is not None:

@@ -13,6 +13,7 @@ import struct
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cloudpickle
 import xxhash
@@ -112,7 +113,7 @@ def _pickle(value: object, pickler_class: type[cloudpickle.Pickler]) -> tuple[by
     return stream.getvalue(), views, getattr(pickler, "saw_code", False)
 
 
-def _hash(stream: bytes, views: Sequence[memoryview]) -> str:
+def _hash(stream: bytes | memoryview, views: Sequence[memoryview]) -> str:
     hasher = xxhash.xxh3_128(stream)
     for view in views:
         hasher.update(view)
@@ -137,7 +138,7 @@ def fingerprint(value: object) -> str:
     return _hash(stream, views)
 
 
-def _sorted(items: set | frozenset) -> list:
+def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:
     try:
         return sorted(items)
     except TypeError:
@@ -162,7 +163,7 @@ def serialize(value: object) -> Serialized:
     chunks.append(header)
     chunks.append(stream)
     cursor = len(header) + len(stream)
-    for view, offset in zip(views, offsets):
+    for view, offset in zip(views, offsets, strict=True):
         if offset > cursor:
             chunks.append(bytes(offset - cursor))
         chunks.append(view)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from . import _disk_store  # noqa: F401  (registers the file:// backend)
 from ._config import Config
@@ -43,7 +45,7 @@ class Session:
             self._store.close()
             self._store = None
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         """Every step record, oldest run first; unreadable records are skipped."""
         store = self.store
         found = []
@@ -57,7 +59,7 @@ class Session:
         # order, even under a test clock.
         return sorted(found, key=lambda record: (record.get("used_at") or 0.0, record.get("finished_at") or 0.0))
 
-    def execution(self) -> dict:
+    def execution(self) -> dict[str, Any]:
         """The last known execution state: state, last update, current step."""
         try:
             data = self.store.load_record(EXECUTION_KEY)
@@ -65,18 +67,17 @@ class Session:
             data = None
         if not data:
             return {"state": "idle", "updated_at": None, "current_step": None}
-        return json.loads(data)
+        execution: dict[str, Any] = json.loads(data)
+        return execution
 
     def set_execution(self, state: str, key: str | None) -> None:
         """Record what this process is doing; losing this write loses nothing else."""
         payload = {"state": state, "updated_at": self.clock(), "current_step": key}
-        try:
+        with contextlib.suppress(StoreError):
             self.store.save_record(EXECUTION_KEY, json.dumps(payload).encode())
-        except StoreError:
-            pass
 
 
-def load_record(store: Store, key: str) -> dict | None:
+def load_record(store: Store, key: str) -> dict[str, Any] | None:
     """Load and decode one record; a damaged record reads as missing."""
     data = store.load_record(key)
     if data is None:

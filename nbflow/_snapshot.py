@@ -30,7 +30,11 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
             "state": state,
             "kind": record.get("kind", "cell"),
             "outputs": {
-                name: {"type": meta.get("type"), "size": int(meta.get("size") or 0), **({"alias_of": meta["alias_of"]} if meta.get("alias_of") else {})}
+                name: {
+                    "type": meta.get("type"),
+                    "size": int(meta.get("size") or 0),
+                    **({"alias_of": meta["alias_of"]} if meta.get("alias_of") else {}),
+                }
                 for name, meta in sorted((record.get("outputs") or {}).items())
             },
             "started_at": record.get("started_at"),

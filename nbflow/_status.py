@@ -27,17 +27,15 @@ class StatusTable:
             return f"nbflow: no steps in {self.location}"
         cells = [[str(row[column]) for column in COLUMNS] for row in self.rows]
         widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(COLUMNS)]
-        lines = ["  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths)).rstrip()]
-        lines += ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in cells]
+        lines = ["  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True)).rstrip()]
+        lines += ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in cells]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         if not self.rows:
             return f"<p>nbflow: no steps in {html.escape(self.location)}</p>"
         head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(row[column]))}</td>" for column in COLUMNS) + "</tr>" for row in self.rows
-        )
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[column]))}</td>" for column in COLUMNS) + "</tr>" for row in self.rows)
         return f"<table class='nbflow-status'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def __repr__(self) -> str:

@@ -61,7 +61,7 @@ class Store(abc.ABC):
     def list_blobs(self) -> list[str]:
         """Return every blob id."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release files and connections; the store may be reopened later."""
 
     def __enter__(self) -> Store:

@@ -151,7 +151,10 @@ def demo(source: Path, scratch: Path, timeout: int) -> int:
     env = {**os.environ, "NBFLOW_DIR": str(cache)}
     kernel_log = scratch / "kernel.log"  # the kernel's own stderr (ipykernel's start-up warnings)
     client = NotebookClient(
-        first_nb, timeout=timeout, kernel_name="python3", record_timing=True,
+        first_nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=True,
         resources={"metadata": {"path": str(scratch)}},
     )
     try:
@@ -218,8 +221,12 @@ def build_rows(first_nb, second_nb, after_first: dict, after_second: dict) -> li
 
 def print_table(rows: list[Row], first_nb, second_nb) -> None:
     step_cells = {row.index for row in rows}
-    other_first = sum(cell_seconds(cell) for index, cell in enumerate(first_nb.cells) if cell.cell_type == "code" and index not in step_cells)
-    other_second = sum(cell_seconds(cell) for index, cell in enumerate(second_nb.cells) if cell.cell_type == "code" and index not in step_cells)
+    other_first = sum(
+        cell_seconds(cell) for index, cell in enumerate(first_nb.cells) if cell.cell_type == "code" and index not in step_cells
+    )
+    other_second = sum(
+        cell_seconds(cell) for index, cell in enumerate(second_nb.cells) if cell.cell_type == "code" and index not in step_cells
+    )
     others = sum(1 for index, cell in enumerate(first_nb.cells) if cell.cell_type == "code" and index not in step_cells)
     width = max([len("total (all cells)"), len(f"other cells ({others})"), *(len(row.label) for row in rows)])
     header = f"{'step':<{width}}  {'run 1':>8}  {'run 2':>8}  {'speedup':>8}  run 2"
@@ -228,7 +235,9 @@ def print_table(rows: list[Row], first_nb, second_nb) -> None:
     for row in rows:
         state = "EXECUTED AGAIN: " + ", ".join(row.again) if row.again else "restored"
         print(f"{row.label:<{width}}  {seconds(row.first):>8}  {seconds(row.second):>8}  {speedup(row.first, row.second):>8}  {state}")
-    print(f"{f'other cells ({others})':<{width}}  {seconds(other_first):>8}  {seconds(other_second):>8}  {'':>8}  plain cells, run every time")
+    print(
+        f"{f'other cells ({others})':<{width}}  {seconds(other_first):>8}  {seconds(other_second):>8}  {'':>8}  plain cells, run every time"
+    )
     print("-" * len(header))
     total_first = sum(row.first for row in rows) + other_first
     total_second = sum(row.second for row in rows) + other_second

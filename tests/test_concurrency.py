@@ -39,7 +39,12 @@ def test_two_processes_writing_one_cache_lose_nothing(tmp_path):
     script.write_text(WRITER)
     count = 40
     env = {"NBFLOW_DIR": str(cache), "PATH": "/usr/bin:/bin"}
-    workers = [subprocess.Popen([sys.executable, str(script), name, str(count)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), name, str(count)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name in ("a", "b")
+    ]
     for worker in workers:
         out, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err

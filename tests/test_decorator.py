@@ -139,10 +139,16 @@ def test_plain_script_outside_ipython_reuses_the_store(tmp_path, cache_dir):
     ]
     assert outputs == ["499500\n", "499500\n"]
     assert log.read_text().count("ran") == 1
-    assert "IPython" not in subprocess.run(
-        [sys.executable, "-c", "import sys, nbflow; print(sorted(m for m in sys.modules if m.startswith(('IPython','ipywidgets'))))"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout
+    assert (
+        "IPython"
+        not in subprocess.run(
+            [sys.executable, "-c", "import sys, nbflow; print(sorted(m for m in sys.modules if m.startswith(('IPython','ipywidgets'))))"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def test_code_change_reruns_in_script(tmp_path, cache_dir):

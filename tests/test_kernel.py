@@ -167,7 +167,7 @@ def test_restart_restores_chain_and_an_edit_reruns_only_its_dependents(kernel: K
     assert edited["clean"] != STEPS["clean"]
     kernel.restart()
     third = kernel.run_all(step_sources(edited))
-    assert kernel.runs()[len(STEPS):] == ["clean", "fit", "summary"]
+    assert kernel.runs()[len(STEPS) :] == ["clean", "fit", "summary"]
     reasons = {key: status_lines(cell)[0] for cell, key in zip(third[1:], STEPS)}
     assert "(code changed)" in reasons["clean"]
     assert "(input 'clean' changed)" in reasons["fit"]

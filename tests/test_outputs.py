@@ -8,7 +8,11 @@ import pytest
 from conftest import restart, run
 
 CASES = {
-    "assignment": ("", "x = 1\ny, z = 2, 3\nfirst, *rest = [1, 2, 3]\np = q = 'same'\nn: int = 5", ["x", "y", "z", "first", "rest", "p", "q", "n"]),
+    "assignment": (
+        "",
+        "x = 1\ny, z = 2, 3\nfirst, *rest = [1, 2, 3]\np = q = 'same'\nn: int = 5",
+        ["x", "y", "z", "first", "rest", "p", "q", "n"],
+    ),
     "augmented": ("total = 10", "total += 5", ["total"]),
     "import": ("", "import json\nimport os.path\nfrom math import pi as PI", ["json", "os", "PI"]),
     "def": ("", "def area(r):\n    return 3 * r * r", ["area"]),

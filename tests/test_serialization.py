@@ -20,7 +20,12 @@ def round_trip(value):
 
 
 def test_numpy_arrays_round_trip_writable_and_aligned():
-    for array in [np.arange(1000.0), np.arange(12).reshape(3, 4)[:, ::2], np.asfortranarray(np.ones((5, 7))), np.array(["a", None], dtype=object)]:
+    for array in [
+        np.arange(1000.0),
+        np.arange(12).reshape(3, 4)[:, ::2],
+        np.asfortranarray(np.ones((5, 7))),
+        np.array(["a", None], dtype=object),
+    ]:
         back = round_trip(array)
         np.testing.assert_array_equal(back, array)
         assert back.dtype == array.dtype
@@ -29,7 +34,15 @@ def test_numpy_arrays_round_trip_writable_and_aligned():
 
 
 def test_dataframes_round_trip():
-    frame = pd.DataFrame({"i": range(5), "f": np.linspace(0, 1, 5), "s": list("abcde"), "c": pd.Categorical(list("aabbc")), "t": pd.date_range("2024", periods=5)})
+    frame = pd.DataFrame(
+        {
+            "i": range(5),
+            "f": np.linspace(0, 1, 5),
+            "s": list("abcde"),
+            "c": pd.Categorical(list("aabbc")),
+            "t": pd.date_range("2024", periods=5),
+        }
+    )
     assert round_trip(frame).equals(frame)
 
 
@@ -76,7 +89,13 @@ def test_fingerprint_detects_small_changes_in_large_arrays():
     assert fingerprint(array) != before
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=20,
+    )
+)
 def test_round_trip_and_fingerprint_properties(value):
     assert round_trip(value) == value
     assert fingerprint(round_trip(value)) == fingerprint(value)

@@ -73,4 +73,15 @@ def test_non_dict_snapshot():
 @given(st.dictionaries(st.text(max_size=5), st.none() | st.integers() | st.text(max_size=5), max_size=5))
 def test_validator_never_crashes_on_junk(junk):
     assert isinstance(validate_snapshot(junk), list)
-    assert validate_snapshot({**junk, "format_version": 1, "steps": {}, "execution": {"state": "idle", "updated_at": None, "current_step": None}, "metadata": {}}) == []
+    assert (
+        validate_snapshot(
+            {
+                **junk,
+                "format_version": 1,
+                "steps": {},
+                "execution": {"state": "idle", "updated_at": None, "current_step": None},
+                "metadata": {},
+            }
+        )
+        == []
+    )

@@ -167,7 +167,9 @@ def test_default_ttl_from_config(shell, clock, capsys):
     assert step_ran(capsys, "a")
 
 
-@pytest.mark.parametrize("text, seconds", [("30s", 30), ("15m", 900), ("6h", 21600), ("7d", 604800), ("2w", 1209600), ("90", 90), ("never", None)])
+@pytest.mark.parametrize(
+    "text, seconds", [("30s", 30), ("15m", 900), ("6h", 21600), ("7d", 604800), ("2w", 1209600), ("90", 90), ("never", None)]
+)
 def test_ttl_formats(shell, text, seconds):
     run(shell, f"%%step a --ttl {text}\nx = 1")
     assert get_session().records()[0]["ttl"] == seconds
