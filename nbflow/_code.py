@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import ast
-import builtins
 import symtable
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import xxhash
-
-_BUILTINS = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
@@ -155,8 +152,3 @@ def _all_names(code: types.CodeType) -> Iterator[str]:
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             yield from _all_names(constant)
-
-
-def is_builtin_name(name: str) -> bool:
-    """Whether ``name`` is a Python builtin such as ``print`` or ``len``."""
-    return name in _BUILTINS

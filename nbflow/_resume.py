@@ -10,6 +10,7 @@ from typing import Any
 from ._duration import format_duration
 from ._engine import Engine, is_expired
 from ._errors import CorruptBlob
+from ._namespace import attach_functions
 from ._serialization import fingerprint
 
 _DELETED = "<deleted>"
@@ -166,6 +167,7 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
         for name in restored.deleted:
             namespace.pop(name, None)
             names.discard(name)
+        attach_functions(restored.values, namespace)
         namespace.update(restored.values)
         names.update(restored.values)
         report.restored.append(record["key"])

@@ -59,6 +59,11 @@ class _FingerprintPickler(cloudpickle.Pickler):
     def reducer_override(self, obj: object) -> object:
         if type(obj) is types.CodeType:
             return _stable_code, _code_identity(obj)
+        if isinstance(obj, types.FunctionType) and _is_pickled_by_value(obj):
+            # Not its globals' values: those are inputs of their own, and a function
+            # must not look changed because a list it appends to grew.
+            closure = tuple(_cell_contents(cell) for cell in obj.__closure__ or ())
+            return _stable_function, (obj.__qualname__, obj.__code__, obj.__defaults__, obj.__kwdefaults__, closure, obj.__dict__ or None)
         if isinstance(obj, type) and _is_pickled_by_value(obj):
             members = tuple(
                 sorted(
@@ -75,6 +80,17 @@ _CLASS_NOISE = frozenset({"__dict__", "__weakref__", "__module__", "__firstlinen
 
 def _stable_code(*_parts: object) -> None:
     """Stands for a code object inside a fingerprint stream."""
+
+
+def _stable_function(*_parts: object) -> None:
+    """Stands for a notebook-defined function inside a fingerprint stream."""
+
+
+def _cell_contents(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _stable_function
 
 
 def _stable_class(*_parts: object) -> None:
@@ -97,11 +113,11 @@ def _code_identity(code: types.CodeType) -> tuple[object, ...]:
     )
 
 
-def _is_pickled_by_value(cls: type) -> bool:
+def _is_pickled_by_value(obj: object) -> bool:
     try:
-        return not cloudpickle.cloudpickle._should_pickle_by_reference(cls)
+        return not cloudpickle.cloudpickle._should_pickle_by_reference(obj)
     except Exception:
-        return getattr(cls, "__module__", None) == "__main__"
+        return getattr(obj, "__module__", None) == "__main__"
 
 
 def _pickle(value: object, pickler_class: type[cloudpickle.Pickler]) -> tuple[bytes, list[memoryview], bool]:

@@ -84,7 +84,8 @@ def test_unchanged_inputs_are_not_outputs(shell):
     run(shell, "%%step summary\ntotal = sum(big)")
     record = get_session().records()[0]
     assert set(record["outputs"]) == {"total"}
-    assert set(record["inputs"]) == {"big"}
+    assert set(record["inputs"]) == {"big", "sum"}
+    assert record["inputs"]["sum"] is None, "a builtin is recorded as not defined in the namespace"
 
 
 def test_alias_of_mutated_object_is_restored_as_the_same_object(shell):
@@ -134,3 +135,87 @@ def test_rich_display_is_replayed(shell):
     finally:
         shell.display_pub = original
     assert any(item.get("text/html") == "<b>hi</b>" for item in published)
+
+
+def rerun_all(shell, cells, *, restart_first=False):
+    if restart_first:
+        restart(shell)
+    for cell in cells:
+        run(shell, cell)
+
+
+@pytest.mark.parametrize(
+    "first, second, step, name, expected",
+    [
+        ("b = 1", "b = 2", "if 0:\n    b = 5", "b", 2),
+        ("i = 7", "i = 3", "for i in range(0):\n    pass", "i", 3),
+        ("a = 1", "a = 2", "b = [(a := v) for v in range(0)]", "a", 2),
+        ("a = 1", "a = 2", "def g():\n    global a\n    a = 5", "a", 2),
+    ],
+    ids=["if-not-taken", "empty-for", "walrus-in-empty-comprehension", "global-in-uncalled-def"],
+)
+def test_a_binding_that_did_not_happen_is_not_restored(shell, first, second, step, name, expected):
+    rerun_all(shell, [first, f"%%step s\n{step}"])
+    rerun_all(shell, [second, f"%%step s\n{step}"])
+    assert shell.user_ns[name] == expected
+
+
+def test_a_temporary_bound_and_deleted_stays_deleted(shell):
+    cells = ["%%step s\nc = 1\ndel c", "c = 2"]
+    rerun_all(shell, cells)
+    rerun_all(shell, cells[:1])
+    assert "c" not in shell.user_ns
+
+
+def test_shadowing_a_builtin_invalidates(shell):
+    rerun_all(shell, ["%%step s\nb = len([1, 2])", "def len(values):\n    return 0"])
+    run(shell, "%%step s\nb = len([1, 2])")
+    assert shell.user_ns["b"] == 0
+
+
+def test_mutated_then_rebound_input_updates_its_other_names(shell):
+    cells = ["lst = [1, 2]", "lst2 = lst", "%%step s\nlst.pop()\nlst = []"]
+    rerun_all(shell, cells)
+    rerun_all(shell, cells, restart_first=True)
+    assert shell.user_ns["lst2"] == [1] and shell.user_ns["lst"] == []
+
+
+@pytest.mark.parametrize("first, second", [(3, 1), (1, 3)], ids=["alias-vanishes", "alias-appears"])
+def test_aliases_must_match_for_a_restore(shell, first, second):
+    cells = ["lst = [1]", "lst2 = lst if a > 2 else [0]", "%%step s\nlst.append(5)"]
+    rerun_all(shell, [f"a = {first}", *cells])
+    rerun_all(shell, [f"a = {second}", *cells])
+    plain = {"a": second, "lst": [1, 5], "lst2": [1, 5] if second > 2 else [0]}
+    assert {name: shell.user_ns[name] for name in plain} == plain
+    assert (shell.user_ns["lst2"] is shell.user_ns["lst"]) == (second > 2)
+
+
+def test_restored_function_reads_and_writes_the_notebook_namespace(shell):
+    cells = ["a = 1", "%%step s\ndef f():\n    return a\ndef setc():\n    global c\n    c = 'set'", "a = 5"]
+    rerun_all(shell, cells)
+    rerun_all(shell, cells, restart_first=True)
+    assert run(shell, "f()").result == 5
+    run(shell, "setc()")
+    assert shell.user_ns["c"] == "set"
+
+
+def test_helper_mutating_a_global_is_not_an_output(shell):
+    from nbflow._session import get_session
+
+    cells = ["lst = []", "def g():\n    lst.append(1)", "%%step s\ng()", "g()"]
+    rerun_all(shell, cells)
+    record = next(record for record in get_session().records() if record["key"] == "s")
+    assert set(record["outputs"]) == {"lst"}
+    rerun_all(shell, cells, restart_first=True)
+    assert shell.user_ns["lst"] == [1, 1]
+
+
+def test_restored_class_methods_use_the_notebook_namespace(shell):
+    cells = [
+        "scale = 2",
+        "%%step s\nclass Box:\n    def size(self):\n        return scale\n    @property\n    def double(self):\n        return scale * 2\nbox = Box()",
+        "scale = 3",
+    ]
+    rerun_all(shell, cells)
+    rerun_all(shell, cells, restart_first=True)
+    assert run(shell, "(box.size(), box.double, Box().size())").result == (3, 6, 3)
