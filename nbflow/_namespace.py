@@ -57,7 +57,7 @@ class Changes:
     unchanged: dict[str, str | None] = field(default_factory=dict)
     """Names the source binds that the run left as they were: their state is an input too."""
     alias_groups: list[list[str]] = field(default_factory=list)
-    """For each input mutated in place, the names that held it: they must still share it for a restore."""
+    """For each mutable input object, the names that held it: they must still share it for a restore."""
 
 
 def find_changes(
@@ -86,10 +86,16 @@ def find_changes(
         elif name not in before.ids:
             changes.unchanged[name] = None
     mutated: set[int] = set()
+    grouped: set[int] = set()
     for name, value in before.inputs.items():
-        if id(value) not in mutated and inputs.get(name) is not None and fingerprint(value) != inputs[name]:
+        if isinstance(value, _IMMUTABLE) or id(value) in grouped:
+            continue
+        grouped.add(id(value))
+        # Which names share a mutable input decides what executing does to them
+        # (mutating it, binding another name to it): a restore needs the same sharing.
+        changes.alias_groups.append(sorted(before.holders.get(id(value), [name])))
+        if inputs.get(name) is not None and fingerprint(value) != inputs[name]:
             mutated.add(id(value))
-            changes.alias_groups.append(sorted(before.holders.get(id(value), [name])))
     outputs |= {name for name, value in namespace.items() if id(value) in mutated and not is_managed(name, hidden)}
     owners: dict[int, str] = {}
     for name in sorted(outputs):
@@ -108,13 +114,19 @@ def find_changes(
 
 def broken_alias_group(groups: list[list[str]], namespace: Mapping[str, Any], hidden: Container[str] = ()) -> str | None:
     """Say which recorded group of names no longer shares one object, or ``None`` if all still do."""
+    if not groups:
+        return None
+    anchors = {id(namespace[group[0]]) for group in groups if group[0] in namespace}
+    holders: dict[int, list[str]] = {}
+    for name, value in namespace.items():
+        if id(value) in anchors and not is_managed(name, hidden):
+            holders.setdefault(id(value), []).append(name)
     for group in groups:
         if group[0] not in namespace:
             return f"input {group[0]!r} is no longer defined"
-        target = namespace[group[0]]
-        current = sorted(name for name, value in namespace.items() if value is target and not is_managed(name, hidden))
+        current = sorted(holders[id(namespace[group[0]])])
         if current != group:
-            return f"the names sharing {group[0]!r} changed (now {', '.join(current)}; then {', '.join(group)})"
+            return f"the names sharing {group[0]!r}'s object changed (now {', '.join(current)}; then {', '.join(group)})"
     return None
 
 
