@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import symtable
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import xxhash
+
+_BUILTINS = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,9 @@ def function_globals(value: object, namespace: Mapping[str, object], module: str
     """Global names that a function or class defined in ``module`` reads, transitively.
 
     A step that calls ``helper()`` depends on the globals ``helper`` reads, so they
-    count as the step's inputs too.
+    count as the step's inputs too; so do the builtins it names (``len``), which a later
+    cell may shadow. (Attribute names share ``co_names``: one that matches a builtin only
+    costs a needless re-execution if that builtin is ever redefined.)
     """
     found: set[str] = set()
     pending = [value]
@@ -129,9 +134,13 @@ def function_globals(value: object, namespace: Mapping[str, object], module: str
         visited.add(id(current))
         for code in _code_objects(current, module):
             for name in _all_names(code):
-                if name in namespace and name not in found:
+                if name in found:
+                    continue
+                if name in namespace:
                     found.add(name)
                     pending.append(namespace[name])
+                elif name in _BUILTINS:
+                    found.add(name)
     return found
 
 

@@ -70,7 +70,7 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
         namespace = func.__globals__
         for name in sorted(function_globals(func, namespace, func.__module__)):
             if namespace.get(name) is not wrapper:
-                inputs[name] = fingerprint(namespace[name])
+                inputs[name] = fingerprint(namespace[name]) if name in namespace else None
         options = StepOptions(
             ttl=session.config.ttl if ttl_seconds is _UNSET else ttl_seconds,
             on_change=change_policy or session.config.on_change,

@@ -219,3 +219,10 @@ def test_restored_class_methods_use_the_notebook_namespace(shell):
     rerun_all(shell, cells)
     rerun_all(shell, cells, restart_first=True)
     assert run(shell, "(box.size(), box.double, Box().size())").result == (3, 6, 3)
+
+
+def test_shadowing_a_builtin_a_helper_uses_invalidates(shell):
+    cells = ["def f():\n    return len([1, 2])", "%%step s\nb = f()", "def len(values):\n    return 0"]
+    rerun_all(shell, cells)
+    rerun_all(shell, cells[:2])
+    assert shell.user_ns["b"] == 0
