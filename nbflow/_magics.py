@@ -67,7 +67,9 @@ class NbflowMagics(Magics):
 
         def execute() -> Any:
             __tracebackhide__ = True  # noqa: F841
-            return _execute(self._ipython, cell, source, tree)
+            result = _execute(self._ipython, cell, source, tree)
+            _flush_inline_figures()
+            return result
 
         run = run_cell_step(
             Engine(session),
@@ -153,6 +155,14 @@ def _execute(shell: Any, cell: str, source: str, tree: ast.Module | None) -> Any
     if last is None:
         return NO_RESULT
     return eval(shell.compile(ast.Expression(body=last.value), filename, "eval"), shell.user_global_ns, namespace)
+
+
+def _flush_inline_figures() -> None:
+    """Show the figures the cell drew now, while output is captured, as the inline backend would after the cell."""
+    matplotlib = sys.modules.get("matplotlib")
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    if matplotlib is not None and backend is not None and "inline" in str(matplotlib.get_backend()):
+        backend.flush_figures()
 
 
 def _ends_with_semicolon(cell: str) -> bool:

@@ -355,3 +355,27 @@ def test_step_reruns_when_a_function_it_calls_or_its_globals_change(kernel: Kern
     kernel.run_all([HELPER.replace("v * FACTOR", "v * FACTOR + 1").replace("FACTOR = 2", "FACTOR = 3"), USES_HELPER])
     assert kernel.runs() == ["scaled"] * 3
     assert stdout(kernel.run("print(scaled)")) == "[4, 7, 10]\n"
+
+
+PLOT_STEP = f"""%%step plot
+{log("plot")}
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(2, 2))
+ax.plot([1, 3, 2])
+"""
+
+
+def images(cell: nbformat.NotebookNode) -> list[str]:
+    return [output.data["image/png"] for output in cell.outputs if output.output_type == "display_data" and "image/png" in output.data]
+
+
+def test_inline_plot_is_replayed_after_a_restart(kernel: Kernel) -> None:
+    kernel.run_all(["%load_ext nbflow", "%matplotlib inline"])
+    first = kernel.run(PLOT_STEP)
+    assert len(images(first)) == 1, "the figure is shown once, as without nbflow"
+    kernel.restart()
+    kernel.run_all(["%load_ext nbflow", "%matplotlib inline"])
+    second = kernel.run(PLOT_STEP)
+    assert " restored " in status_lines(second)[0]
+    assert len(images(second)) == 1, "the restored step shows its figure again"
+    assert kernel.runs() == ["plot"]
