@@ -85,6 +85,15 @@ def find_changes(
             changes.unchanged[name] = fingerprint(namespace[name])
         elif name not in before.ids:
             changes.unchanged[name] = None
+    # An unchanged mutable bind may really be a rebind to an equal object that took the
+    # freed object's id; which names share it must then hold for a restore, as for inputs.
+    kept = {id(namespace[name]) for name in changes.unchanged if name in namespace and not isinstance(namespace[name], _IMMUTABLE)}
+    if kept:
+        sharing: dict[int, list[str]] = {}
+        for name, value in namespace.items():
+            if id(value) in kept and not is_managed(name, hidden):
+                sharing.setdefault(id(value), []).append(name)
+        changes.alias_groups.extend(sorted(group) for group in sharing.values())
     mutated: set[int] = set()
     grouped: set[int] = set()
     for name, value in before.inputs.items():
