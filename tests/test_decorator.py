@@ -151,27 +151,23 @@ def test_plain_script_outside_ipython_reuses_the_store(tmp_path, cache_dir):
     )
 
 
-def test_code_change_reruns_in_script(tmp_path, cache_dir):
-    script = tmp_path / "job.py"
-    log = tmp_path / "runs.log"
+def run_script_twice(tmp_path, cache_dir, second_version: str) -> tuple[str, int]:
+    """Run SCRIPT, then ``second_version`` of it, on one cache; return the second output and how many calls ran."""
+    script, log = tmp_path / "job.py", tmp_path / "runs.log"
     env = {"NBFLOW_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
-    script.write_text(SCRIPT)
-    subprocess.run([sys.executable, str(script), str(log)], env=env, check=True, capture_output=True)
-    script.write_text(SCRIPT.replace("sum(range(n))", "sum(range(n)) + 1"))
-    out = subprocess.run([sys.executable, str(script), str(log)], env=env, check=True, capture_output=True, text=True).stdout
-    assert out == "499501\n"
-    assert log.read_text().count("ran") == 2
+    out = ""
+    for version in (SCRIPT, second_version):
+        script.write_text(version)
+        out = subprocess.run([sys.executable, str(script), str(log)], env=env, check=True, capture_output=True, text=True).stdout
+    return out, log.read_text().count("ran")
+
+
+def test_code_change_reruns_in_script(tmp_path, cache_dir):
+    assert run_script_twice(tmp_path, cache_dir, SCRIPT.replace("sum(range(n))", "sum(range(n)) + 1")) == ("499501\n", 2)
 
 
 def test_changing_decorator_options_is_not_a_code_change(tmp_path, cache_dir):
-    script = tmp_path / "job.py"
-    log = tmp_path / "runs.log"
-    env = {"NBFLOW_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
-    script.write_text(SCRIPT)
-    subprocess.run([sys.executable, str(script), str(log)], env=env, check=True, capture_output=True)
-    script.write_text(SCRIPT.replace('ttl="1h"', 'ttl="2h"'))
-    subprocess.run([sys.executable, str(script), str(log)], env=env, check=True, capture_output=True)
-    assert log.read_text().count("ran") == 1
+    assert run_script_twice(tmp_path, cache_dir, SCRIPT.replace('ttl="1h"', 'ttl="2h"')) == ("499500\n", 1)
 
 
 def test_decorator_in_ipython(shell):

@@ -85,34 +85,35 @@ def test_input_change_reruns(shell, capsys):
     assert shell.user_ns["x"] == 8
 
 
-def test_same_input_value_after_restart_restores(shell, capsys):
-    run(shell, "import numpy as np\narr = np.arange(1_000_000, dtype='float64')")
-    run(shell, "%%step a\ntotal = float(arr.sum())")
-    restart(shell)
-    run(shell, "import numpy as np\narr = np.arange(1_000_000, dtype='float64')")
+def second_run_executes(shell, capsys, step: str, *, setup: str = "", between: str = "", restart_between: bool = False) -> bool:
+    """Run ``setup`` and ``step``; optionally restart (and run ``setup`` again); run ``between``, then ``step`` again."""
+    if setup:
+        run(shell, setup)
+    run(shell, step)
+    if restart_between:
+        restart(shell)
+        if setup:
+            run(shell, setup)
+    if between:
+        run(shell, between)
     capsys.readouterr()
-    run(shell, "%%step a\ntotal = float(arr.sum())")
-    assert not step_ran(capsys, "a")
+    run(shell, step)
+    return step_ran(capsys, step.split()[1])
+
+
+def test_same_input_value_after_restart_restores(shell, capsys):
+    setup = "import numpy as np\narr = np.arange(1_000_000, dtype='float64')"
+    assert not second_run_executes(shell, capsys, "%%step a\ntotal = float(arr.sum())", setup=setup, restart_between=True)
 
 
 def test_helper_function_defined_in_plain_cell_survives_restart(shell, capsys):
     helper = "def double(v):\n    return v * 2\nclass Box:\n    def __init__(self, v):\n        self.v = v\nbox = Box(3)"
-    run(shell, helper)
-    run(shell, "%%step a\nx = double(box.v)")
-    restart(shell)
-    run(shell, helper)
-    capsys.readouterr()
-    run(shell, "%%step a\nx = double(box.v)")
-    assert not step_ran(capsys, "a")
+    assert not second_run_executes(shell, capsys, "%%step a\nx = double(box.v)", setup=helper, restart_between=True)
 
 
 def test_globals_read_by_called_function_are_inputs(shell, capsys):
-    run(shell, "factor = 2\ndef scale(v):\n    return v * factor")
-    run(shell, "%%step a\nx = scale(10)")
-    run(shell, "factor = 3")
-    capsys.readouterr()
-    run(shell, "%%step a\nx = scale(10)")
-    assert step_ran(capsys, "a")
+    setup = "factor = 2\ndef scale(v):\n    return v * factor"
+    assert second_run_executes(shell, capsys, "%%step a\nx = scale(10)", setup=setup, between="factor = 3")
     assert shell.user_ns["x"] == 30
 
 
