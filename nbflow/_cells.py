@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ._code import CellAnalysis, analyze, code_hash, function_globals
 from ._engine import NO_RESULT, Engine, Restored, SaveReport, StepOptions, warn
 from ._errors import CorruptBlob
-from ._namespace import attach_functions, broken_alias_group, find_changes, is_managed, observe
+from ._namespace import apply_restore, broken_alias_group, find_changes, is_managed, observe
 from ._serialization import fingerprint
 
 
@@ -56,9 +56,9 @@ class _Fingerprints(dict[str, Any]):
 
 def read_names(analysis: CellAnalysis, namespace: MutableMapping[str, Any], hidden: Container[str], module: str) -> set[str]:
     """The names a cell's result may depend on: what it reads, and the globals its functions read."""
-    reads = {name for name in analysis.reads if not is_managed(name, hidden)}
-    for name in list(reads):
-        if name in namespace:
+    reads = set(analysis.reads)
+    for name in analysis.reads:
+        if name in namespace and not is_managed(name, hidden):
             reads |= function_globals(namespace[name], namespace, module)
     # Builtins the cell calls are inputs too (recorded as undefined): defining `len` later must invalidate.
     return {name for name in reads if not is_managed(name, hidden)}
@@ -101,10 +101,7 @@ def run_cell_step(
         else:
             if decision.warning:
                 warn(decision.warning)
-            for name in restored.deleted:
-                namespace.pop(name, None)
-            attach_functions(restored.values, namespace)
-            namespace.update(restored.values)
+            apply_restore(restored.values, restored.deleted, namespace)
             engine.mark_used(decision.record)
             return CellRun(key, "restored", "", decision.record, restored.result, restored=restored)
 

@@ -139,6 +139,14 @@ def broken_alias_group(groups: list[list[str]], namespace: Mapping[str, Any], hi
     return None
 
 
+def apply_restore(values: dict[str, Any], deleted: list[str], namespace: MutableMapping[str, Any]) -> None:
+    """Put a checkpoint's values into ``namespace``: drop the names the step deleted, then bind its outputs."""
+    for name in deleted:
+        namespace.pop(name, None)
+    attach_functions(values, namespace)
+    namespace.update(values)
+
+
 def attach_functions(values: dict[str, Any], namespace: MutableMapping[str, Any]) -> None:
     """Make restored notebook functions and classes read and write ``namespace`` as their globals.
 

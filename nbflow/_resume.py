@@ -10,7 +10,7 @@ from typing import Any
 from ._duration import format_duration
 from ._engine import Engine, is_expired
 from ._errors import CorruptBlob
-from ._namespace import attach_functions
+from ._namespace import apply_restore
 from ._serialization import fingerprint
 
 _DELETED = "<deleted>"
@@ -164,11 +164,8 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
     names: set[str] = set()
     for record in plan.valid:
         restored = loaded[record["key"]]
-        for name in restored.deleted:
-            namespace.pop(name, None)
-            names.discard(name)
-        attach_functions(restored.values, namespace)
-        namespace.update(restored.values)
+        apply_restore(restored.values, restored.deleted, namespace)
+        names.difference_update(restored.deleted)
         names.update(restored.values)
         report.restored.append(record["key"])
     for record in plan.valid:
