@@ -8,18 +8,21 @@ Glossary (used exactly, in code and docs):
 - *checkpoint*: the saved outputs of one successful run of a step, with its record.
 - *snapshot*: a JSON-serializable picture of every step and the execution.
 - *store*: where records and blobs live (`Store`; default `DiskStore` in ``.nbflow/``).
+- *blob*: one saved value, stored once under the hash of its content.
+- *version*: the namespace after an executed step, stored as what changed against its parent version.
+- *bundle*: one file holding a cache's steps, versions and the blobs they need (`export_state`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._api import clear, configure, resume, snapshot, status
+from ._api import clear, configure, diff, export_state, gc, import_state, resolve, resume, snapshot, status, versions
 from ._config import Config
 from ._decorator import step
 from ._disk_store import DiskStore
 from ._errors import CorruptBlob, InvalidKey, InvalidOption, InvalidTTL, NbflowError, NbflowWarning, SnapshotFormatError, StoreError
-from ._snapshot import assert_valid_snapshot, is_step_complete, validate_snapshot
+from ._snapshot import assert_valid_snapshot, is_step_complete, merge_snapshots, validate_snapshot
 from ._store import Store, open_store, register_store
 
 __version__ = "0.1.0"
@@ -55,14 +58,21 @@ __all__ = [
     "assert_valid_snapshot",
     "clear",
     "configure",
+    "diff",
+    "export_state",
+    "gc",
+    "import_state",
     "is_step_complete",
     "load_ipython_extension",
+    "merge_snapshots",
     "open_store",
     "register_store",
+    "resolve",
     "resume",
     "snapshot",
     "status",
     "step",
     "unload_ipython_extension",
     "validate_snapshot",
+    "versions",
 ]

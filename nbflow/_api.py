@@ -1,7 +1,8 @@
-"""The Python API behind the ``%nbflow`` magic: status, resume, clear, configure, snapshot."""
+"""The Python API behind the ``%nbflow`` magic: status, resume, clear, configure, snapshot, versions and bundles."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -9,7 +10,13 @@ from typing import Any
 from ._config import Config
 from ._engine import Engine
 from ._errors import InvalidOption
+from ._bundle import ExportReport, ImportReport
+from ._bundle import export_state as _export
+from ._bundle import import_state as _import
+from ._gc import GcReport, collect
+from ._history import Diff, VersionTable, diff_versions, resolve_values, version_table
 from ._resume import ResumeReport, resume_steps
+from ._travel import TravelReport, resume_version
 from ._session import get_session
 from ._snapshot import take_snapshot
 from ._status import StatusTable, status_rows
@@ -50,10 +57,58 @@ def status(namespace: MutableMapping[str, Any] | None = None) -> StatusTable:
     return status_rows(_engine(), namespace)
 
 
-def resume(namespace: MutableMapping[str, Any] | None = None) -> ResumeReport:
-    """Restore every still-valid completed step's outputs, in run order, executing nothing."""
+def resume(version: str | MutableMapping[str, Any] | None = None, namespace: MutableMapping[str, Any] | None = None) -> ResumeReport | TravelReport:
+    """Restore every still-valid completed step's outputs in run order, executing nothing; or go to a version.
+
+    ``resume()`` continues after a restart. ``resume("v3")`` makes the namespace
+    what it was at v3: names steps produced get their v3 values, names steps
+    made after v3 are removed, other variables are left alone; steps run next
+    branch from v3. Outside IPython pass the namespace: ``resume(namespace=globals())``
+    (or ``resume(globals())``).
+    """
+    if version is not None and not isinstance(version, str):
+        version, namespace = None, version
     target, hidden = _user_namespace(namespace)
+    if version is not None:
+        return resume_version(_engine(), version, target, hidden)
     return resume_steps(_engine(), target, hidden)
+
+
+def versions() -> VersionTable:
+    """Every version as a tree-ordered table (id, parent, step, time, names changed, bytes added)."""
+    return version_table(_engine())
+
+
+def resolve(version: str) -> dict[str, Any]:
+    """The full namespace of step-produced names at ``version`` (e.g. ``"v3"``), read from the cache."""
+    return resolve_values(_engine(), version)
+
+
+def diff(a: str | None = None, b: str | None = None) -> Diff:
+    """What differs between versions ``a`` and ``b``: added, removed and changed names with summaries.
+
+    ``diff()`` compares the current version with its parent; ``diff("v3")`` v3
+    with its parent; ``diff("v2", "v5")`` v2 with v5.
+    """
+    return diff_versions(_engine(), a, b)
+
+
+def gc(keep_last: int | None = None, *, drop_expired: bool = False) -> GcReport:
+    """Delete the blobs no step or kept version needs; ``keep_last=N`` first drops all but the newest N versions."""
+    return collect(_engine(), keep_last, drop_expired)
+
+
+def export_state(path: str | os.PathLike[str]) -> ExportReport:
+    """Write every step, version and the values they need to one bundle file, to import elsewhere."""
+    return _export(_engine(), path)
+
+
+def import_state(path: str | os.PathLike[str]) -> ImportReport:
+    """Load a bundle written by `export_state` into this cache; then `resume` restores its steps.
+
+    Only import bundles you trust: restoring a value unpickles it.
+    """
+    return _import(_engine(), path)
 
 
 def clear(key: str | None = None, *, all: bool = False) -> int:  # noqa: A002 - mirrors `clear --all`
@@ -68,4 +123,4 @@ def snapshot() -> dict[str, Any]:
     return take_snapshot(_engine())
 
 
-__all__ = ["clear", "configure", "resume", "snapshot", "status"]
+__all__ = ["clear", "configure", "diff", "export_state", "gc", "import_state", "resolve", "resume", "snapshot", "status", "versions"]

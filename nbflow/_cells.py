@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from ._code import CellAnalysis, analyze, code_hash, function_globals
 from ._engine import NO_RESULT, Engine, Restored, SaveReport, StepOptions, warn
-from ._errors import CorruptBlob
+from ._errors import CorruptBlob, StoreError
 from ._namespace import apply_restore, broken_alias_group, find_changes, is_managed, observe
 from ._serialization import fingerprint
+from ._versions import Version, after_execution, after_restore
 
 
 @dataclass
@@ -39,6 +40,7 @@ class CellRun:
     duration: float = 0.0
     report: SaveReport | None = None
     restored: Restored | None = None
+    version: Version | None = None
 
 
 class _Fingerprints(dict[str, Any]):
@@ -103,6 +105,7 @@ def run_cell_step(
                 warn(decision.warning)
             apply_restore(restored.values, restored.deleted, namespace)
             engine.mark_used(decision.record)
+            after_restore(engine.session, decision.record, namespace)
             return CellRun(key, "restored", "", decision.record, restored.result, restored=restored)
 
     before = observe(namespace, list(inputs), hidden)
@@ -140,5 +143,21 @@ def run_cell_step(
         duration=duration,
         options=options,
     )
+    version = record_version(engine, report, namespace)
     session.set_execution("idle", key)
-    return CellRun(key, "executed", decision.reason, None, result, duration, report)
+    return CellRun(key, "executed", decision.reason, None, result, duration, report, version=version)
+
+
+def record_version(engine: Engine, report: SaveReport, namespace: MutableMapping[str, Any]) -> Version | None:
+    """Create the version a saved step made, and note it in the step's record; warns instead of raising."""
+    if report.record is None:
+        return None
+    try:
+        version = after_execution(engine.session, report.record, namespace, report.written)
+    except StoreError as exc:
+        warn(f"Step {report.record['key']!r}: checkpoint saved, but no version recorded ({exc}).")
+        return None
+    if version is not None:
+        report.record["version"] = version.id
+        engine.update_record(report.record)
+    return version

@@ -53,6 +53,10 @@ class DiskStore(Store):
         with self._guard("write to"):
             return bool(self._cache.delete(_RECORD + key))
 
+    def add_record(self, key: str, data: bytes) -> bool:
+        with self._guard("write to"):
+            return bool(self._cache.add(_RECORD + key, data))
+
     def list_records(self) -> list[str]:
         with self._guard("read"):
             return [key[len(_RECORD) :] for key in self._cache.iterkeys() if isinstance(key, str) and key.startswith(_RECORD)]
@@ -105,6 +109,16 @@ class DiskStore(Store):
         with self._guard("write to"):
             self._cache.delete(_BLOB + blob_id)
             self._blob_path(blob_id).unlink(missing_ok=True)
+
+    def blob_size(self, blob_id: str) -> int:
+        with self._guard("read"):
+            small = self._cache.get(_BLOB + blob_id)
+            if isinstance(small, bytes):
+                return len(small)
+            try:
+                return self._blob_path(blob_id).stat().st_size
+            except FileNotFoundError:
+                return 0
 
     def list_blobs(self) -> list[str]:
         with self._guard("read"):

@@ -18,7 +18,9 @@ from ._config import OnChange
 from ._duration import format_duration, format_size
 from ._errors import CorruptBlob, NbflowWarning, StoreError
 from ._serialization import FORMAT_VERSION, Serialized, deserialize, serialize
-from ._session import Session, load_record
+from ._session import Position, Session, load_record
+from ._summary import summarize
+from ._versions import VERSION_PREFIX
 
 # Increment on record format changes; records of another format are misses.
 RECORD_FORMAT = 1
@@ -74,6 +76,10 @@ class SaveReport:
     unsaved: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     expires_at: float | None = None
+    written: int = 0
+    """Bytes of new blobs written (values already stored under the same content hash cost nothing)."""
+    record: dict[str, Any] | None = None
+    """The completed record, when the checkpoint was saved."""
 
     @property
     def ok(self) -> bool:
@@ -171,6 +177,10 @@ class Engine:
         events = self._read(store, record["events"]) if record.get("events") else []
         return Restored(values, list(record.get("deleted") or []), result, events, nbytes)
 
+    def read(self, meta: Mapping[str, Any]) -> Any:
+        """Read one saved value described by ``meta`` (its ``blob``); raises `CorruptBlob`."""
+        return self._read(self.session.store, meta)
+
     @staticmethod
     def _read(store: Any, meta: Mapping[str, Any]) -> Any:
         blob = meta["blob"]
@@ -254,6 +264,7 @@ class Engine:
             for blob in pending:
                 if blob is not None and not store.has_blob(blob.digest):
                     store.save_blob(blob.digest, blob.chunks)
+                    report.written += blob.nbytes
             if result_frame is not None:
                 record["result"] = _describe(result, result_frame)
             if events_frame is not None:
@@ -265,6 +276,7 @@ class Engine:
             return report
         report.saved = sorted(frames)
         report.nbytes = sum(frame.nbytes for frame in frames.values())
+        report.record = record
         return report
 
     def save_failure(
@@ -301,11 +313,15 @@ class Engine:
         }
         self._write_record(key, record, SaveReport())
 
+    def update_record(self, record: dict[str, Any]) -> None:
+        """Rewrite a record after a small change (e.g. the version it made); losing this write loses nothing."""
+        with contextlib.suppress(StoreError):
+            self.session.store.save_record(record["key"], json.dumps(record).encode())
+
     def mark_used(self, record: dict[str, Any]) -> None:
         """Note that a checkpoint was just restored: `resume` replays steps in the order they were last used."""
         record["used_at"] = time.time()
-        with contextlib.suppress(StoreError):
-            self.session.store.save_record(record["key"], json.dumps(record).encode())
+        self.update_record(record)
 
     def _write_record(self, key: str, record: dict[str, Any], report: SaveReport) -> None:
         try:
@@ -315,10 +331,17 @@ class Engine:
             warn(f"Step {key!r}: could not record this run in the cache. {exc}")
 
     def clear(self, key: str | None = None) -> int:
-        """Delete one step's record (or every record when ``key`` is None) and the blobs no record needs."""
+        """Delete one step's record (or every record and version when ``key`` is None) and the blobs nothing needs.
+
+        Returns how many step records were removed.
+        """
         store = self.session.store
         keys = [key] if key is not None else [k for k in store.list_records() if not k.startswith("__")]
         removed = sum(store.delete_record(k) for k in keys)
+        if key is None:
+            for version in [k for k in store.list_records() if k.startswith(VERSION_PREFIX)]:
+                store.delete_record(version)
+            self.session.position = Position()
         needed = set()
         for other in store.list_records():
             record = load_record(store, other)
@@ -332,7 +355,8 @@ class Engine:
 
 def blob_ids(record: Mapping[str, Any]) -> set[str]:
     """Every blob a record needs."""
-    found = {meta["blob"] for meta in (record.get("outputs") or {}).values() if meta.get("blob")}
+    described = [*(record.get("outputs") or {}).values(), *(record.get("changes") or {}).values()]  # a step's or a version's
+    found = {meta["blob"] for meta in described if meta.get("blob")}
     for part in ("result", "events"):
         if record.get(part):
             found.add(record[part]["blob"])
@@ -343,7 +367,7 @@ def _describe(value: Any, frame: Serialized) -> dict[str, Any]:
     cls = type(value)
     module = cls.__module__
     type_name = cls.__qualname__ if module in ("builtins", "__main__") else f"{module.split('.')[0]}.{cls.__qualname__}"
-    return {"blob": frame.digest, "fingerprint": frame.fingerprint, "type": type_name, "size": frame.nbytes}
+    return {"blob": frame.digest, "fingerprint": frame.fingerprint, "type": type_name, "size": frame.nbytes, "summary": summarize(value)}
 
 
 def describe_outputs(record: Mapping[str, Any]) -> str:

@@ -22,7 +22,10 @@ from ._errors import NbflowError
 from ._keys import render_key, validate_key
 from ._session import get_session
 
-_SUBCOMMANDS = "status, resume, clear KEY, clear --all, config [name=value ...]"
+_SUBCOMMANDS = (
+    "status, resume [VERSION], versions, diff [A [B]], clear KEY, clear --all, gc [--keep-last N] [--drop-expired], "
+    "export PATH, import PATH, config [name=value ...]"
+)
 
 
 @magics_class
@@ -88,7 +91,7 @@ class NbflowMagics(Magics):
 
     @line_magic
     def nbflow(self, line: str) -> Any:
-        """Manage steps: status, resume, clear KEY, clear --all, config [name=value ...]."""
+        """Manage steps and versions: status, resume [VERSION], versions, diff [A [B]], clear, gc, export, import, config."""
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -97,8 +100,22 @@ class NbflowMagics(Magics):
         try:
             if command == "status" and not rest:
                 return _api.status(self._ipython.user_ns)
-            if command == "resume" and not rest:
-                print(_api.resume(self._ipython.user_ns))
+            if command == "resume" and len(rest) <= 1:
+                print(_api.resume(rest[0] if rest else None, namespace=self._ipython.user_ns))
+                return None
+            if command == "versions" and not rest:
+                return _api.versions()
+            if command == "diff" and len(rest) <= 2:
+                return _api.diff(*rest)
+            if command == "gc":
+                keep_last, drop_expired = _gc_options(rest)
+                print(_api.gc(keep_last, drop_expired=drop_expired))
+                return None
+            if command == "export" and len(rest) == 1:
+                print(_api.export_state(rest[0]))
+                return None
+            if command == "import" and len(rest) == 1:
+                print(_api.import_state(rest[0]))
                 return None
             if command == "clear" and rest == ["--all"]:
                 print(f"nbflow: cleared {_api.clear(all=True)} step(s).")
@@ -115,6 +132,24 @@ class NbflowMagics(Magics):
         except NbflowError as exc:
             raise UsageError(str(exc)) from None
         raise UsageError(f"%nbflow {line.strip()!r} is not a command; use one of: {_SUBCOMMANDS}.")
+
+
+def _gc_options(words: list[str]) -> tuple[int | None, bool]:
+    keep_last: int | None = None
+    drop_expired = False
+    pending = list(words)
+    while pending:
+        word = pending.pop(0)
+        if word == "--drop-expired":
+            drop_expired = True
+        elif word == "--keep-last" or word.startswith("--keep-last="):
+            value = word.partition("=")[2] or (pending.pop(0) if pending else "")
+            if not value.isdigit():
+                raise UsageError(f"%nbflow gc --keep-last takes a whole number of versions to keep (got {value!r}), e.g. --keep-last 10.")
+            keep_last = int(value)
+        else:
+            raise UsageError(f"%nbflow gc: unknown option {word!r}; use %nbflow gc [--keep-last N] [--drop-expired].")
+    return keep_last, drop_expired
 
 
 def _setting(word: str) -> tuple[str, str]:
@@ -183,7 +218,8 @@ def _status_line(run: CellRun, now: float) -> str:
     if report.unsaved:
         return f"{head} · not checkpointed: {', '.join(sorted(report.unsaved))} cannot be saved"
     expiry = "never expires" if report.expires_at is None else f"expires in {format_duration(report.expires_at - now)}"
-    return f"{head} · saved {', '.join(report.saved) or 'nothing'} ({format_size(report.nbytes)}) · {expiry}"
+    version = f" · {run.version.id}" if run.version is not None else ""
+    return f"{head} · saved {', '.join(report.saved) or 'nothing'} ({format_size(report.nbytes)}) · {expiry}{version}"
 
 
 def load_ipython_extension(shell: Any) -> None:

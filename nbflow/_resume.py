@@ -12,6 +12,7 @@ from ._engine import Engine, is_expired
 from ._errors import CorruptBlob
 from ._namespace import apply_restore
 from ._serialization import fingerprint
+from ._versions import after_restore
 
 _DELETED = "<deleted>"
 
@@ -165,6 +166,7 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
     for record in plan.valid:
         restored = loaded[record["key"]]
         apply_restore(restored.values, restored.deleted, namespace)
+        after_restore(engine.session, record, namespace)
         names.difference_update(restored.deleted)
         names.update(restored.values)
         report.restored.append(record["key"])

@@ -6,6 +6,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _disk_store  # noqa: F401  (registers the file:// backend)
@@ -16,6 +17,20 @@ from ._store import Store, open_store
 EXECUTION_KEY = "__execution__"
 
 
+@dataclass
+class Position:
+    """Where this process's namespace stands in the version tree (versions are shared; a position is not)."""
+
+    head: str | None = None
+    """The version the namespace's step-produced names were last known to match."""
+    names: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Step-produced name -> its entry (blob, fingerprint, type, size, summary) as the last step left it."""
+    base: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The names at ``head`` (kept so that a step never walks the version tree)."""
+    next_number: int = 0
+    """Where to start looking for a free version id (0: not known yet)."""
+
+
 class Session:
     """Settings plus a lazily opened store; one per process by default (`get_session`)."""
 
@@ -24,12 +39,15 @@ class Session:
         self.clock = clock
         self._store: Store | None = None
         self._opened_for = ""
+        self.position = Position()
 
     @property
     def store(self) -> Store:
         """The open store for ``config.dir``; raises `StoreError` if it cannot be opened."""
         if self._store is None or self._opened_for != self.config.dir:
             self.close()
+            if self._opened_for and self._opened_for != self.config.dir:
+                self.position = Position()  # another cache: another version tree
             self._store = open_store(self.config.dir)
             self._opened_for = self.config.dir
         return self._store

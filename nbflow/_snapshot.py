@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import platform
 from collections.abc import Mapping
 from typing import Any
 
 from ._engine import Engine, is_expired
 from ._errors import SnapshotFormatError
+from ._versions import load_versions
 
-# Increment on snapshot format changes.
-SNAPSHOT_FORMAT_VERSION = 1
+# Increment on snapshot format changes. Format 1 had no versions and no blobs.
+SNAPSHOT_FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 STEP_STATES = ("completed", "failed", "incomplete", "expired")
 EXECUTION_STATES = ("idle", "running", "failed")
 
@@ -21,7 +24,11 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
 
     now = engine.session.clock()
     steps: dict[str, Any] = {}
+    blobs: dict[str, int] = {}
     for record in engine.session.records():
+        for meta in (record.get("outputs") or {}).values():
+            if meta.get("blob") and not meta.get("alias_of"):
+                blobs[meta["blob"]] = int(meta.get("size") or 0)
         state = record.get("state", "failed")
         if state == "completed" and is_expired(record, record.get("ttl"), now):
             state = "expired"
@@ -33,6 +40,7 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
                 name: {
                     "type": meta.get("type"),
                     "size": int(meta.get("size") or 0),
+                    **({"blob": meta["blob"]} if meta.get("blob") else {}),
                     **({"alias_of": meta["alias_of"]} if meta.get("alias_of") else {}),
                 }
                 for name, meta in sorted((record.get("outputs") or {}).items())
@@ -44,10 +52,28 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
             "expires_at": None if ttl is None else record.get("finished_at", 0.0) + ttl,
             "code_hash": record.get("code_hash"),
             "error": record.get("error"),
+            "version": record.get("version"),
+        }
+    versions: dict[str, Any] = {}
+    for version in load_versions(engine.session.store).values():
+        for entry in version.changes.values():
+            if entry.get("blob") and not entry.get("alias_of"):
+                blobs.setdefault(entry["blob"], int(entry.get("size") or 0))
+        versions[version.id] = {
+            "parent": version.parent,
+            "step": version.step,
+            "created_at": version.created_at,
+            "added": version.added,
+            "changed": version.changed,
+            "removed": version.removed,
+            "bytes_added": version.bytes_added,
+            "changes": {name: {"blob": entry.get("blob"), "type": entry.get("type"), "size": int(entry.get("size") or 0)} for name, entry in version.changes.items()},
         }
     return {
         "format_version": SNAPSHOT_FORMAT_VERSION,
         "steps": steps,
+        "versions": versions,
+        "blobs": blobs,
         "execution": engine.session.execution(),
         "metadata": {
             "nbflow_version": __version__,
@@ -63,12 +89,13 @@ def validate_snapshot(snapshot: object) -> list[str]:
     if not isinstance(snapshot, Mapping):
         return [f"a snapshot must be a dict (got {type(snapshot).__name__})"]
     problems = []
-    for name in ("format_version", "steps", "execution", "metadata"):
+    version = snapshot.get("format_version")
+    required = ["format_version", "steps", "execution", "metadata"] + (["versions", "blobs"] if version != 1 else [])
+    for name in required:
         if name not in snapshot:
             problems.append(f"missing {name!r}")
-    version = snapshot.get("format_version")
-    if "format_version" in snapshot and version != SNAPSHOT_FORMAT_VERSION:
-        problems.append(f"'format_version' is {version!r}; this nbflow reads {SNAPSHOT_FORMAT_VERSION}")
+    if "format_version" in snapshot and version not in READABLE_FORMATS:
+        problems.append(f"'format_version' is {version!r}; this nbflow reads {', '.join(map(str, READABLE_FORMATS))}")
     steps = snapshot.get("steps", {})
     if not isinstance(steps, Mapping):
         problems.append("'steps' must be a dict of key -> step")
@@ -88,7 +115,89 @@ def validate_snapshot(snapshot: object) -> list[str]:
             problems.append("'execution.updated_at' must be a timestamp or null")
     if "metadata" in snapshot and not isinstance(snapshot.get("metadata"), Mapping):
         problems.append("'metadata' must be a dict")
+    problems.extend(_version_problems(snapshot.get("versions", {}), snapshot.get("blobs", {}), steps))
     return problems
+
+
+def _version_problems(versions: object, blobs: object, steps: Mapping[str, Any]) -> list[str]:
+    """Dangling parents, unknown blobs and parent cycles in a snapshot's versions."""
+    if not isinstance(blobs, Mapping) or not all(isinstance(size, int) for size in blobs.values()):
+        return ["'blobs' must be a dict of blob id -> size"]
+    if not isinstance(versions, Mapping):
+        return ["'versions' must be a dict of version id -> version"]
+    problems = []
+    for key, step in steps.items():
+        for name, meta in (step.get("outputs") or {}).items() if isinstance(step, Mapping) and isinstance(step.get("outputs"), Mapping) else ():
+            if isinstance(meta, Mapping) and meta.get("blob") is not None and meta["blob"] not in blobs:
+                problems.append(f"step {key!r}: output {name!r} points to unknown blob {meta['blob']!r}")
+        if isinstance(step, Mapping) and step.get("version") is not None and step["version"] not in versions:
+            # A step's version may have been collected by gc: not a problem, but it must be a string.
+            if not isinstance(step["version"], str):
+                problems.append(f"step {key!r}: 'version' must be a version id or null")
+    for version_id, version in versions.items():
+        where = f"version {version_id!r}"
+        if not isinstance(version, Mapping):
+            problems.append(f"{where}: must be a dict")
+            continue
+        parent = version.get("parent")
+        if parent is not None and parent not in versions:
+            problems.append(f"{where}: parent {parent!r} is not in the snapshot (dangling parent)")
+        if not isinstance(version.get("step"), str):
+            problems.append(f"{where}: 'step' must be the step key that made it")
+        if not _is_time(version.get("created_at")):
+            problems.append(f"{where}: 'created_at' must be a timestamp")
+        changes = version.get("changes")
+        if not isinstance(changes, Mapping):
+            problems.append(f"{where}: 'changes' must be a dict of name -> {{blob, type, size}}")
+            continue
+        for name, entry in changes.items():
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("blob"), str):
+                problems.append(f"{where}: name {name!r} needs a 'blob' id")
+            elif entry["blob"] not in blobs:
+                problems.append(f"{where}: name {name!r} points to unknown blob {entry['blob']!r}")
+        if not isinstance(version.get("removed", []), list):
+            problems.append(f"{where}: 'removed' must be a list of names")
+    problems.extend(_cycles(versions))
+    return problems
+
+
+def _cycles(versions: Mapping[str, Any]) -> list[str]:
+    problems = []
+    reported: set[str] = set()
+    for start in versions:
+        seen: list[str] = []
+        current: Any = start
+        while isinstance(current, str) and current in versions and current not in seen:
+            seen.append(current)
+            parent = versions[current]
+            current = parent.get("parent") if isinstance(parent, Mapping) else None
+        if isinstance(current, str) and current in seen:
+            loop = seen[seen.index(current) :]
+            if not reported & set(loop):
+                reported.update(loop)
+                problems.append(f"versions {' -> '.join([*loop, current])} form a parent cycle")
+    return problems
+
+
+def merge_snapshots(base: Mapping[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge two valid snapshots: delta's steps and versions win, execution is delta's, metadata is merged.
+
+    Raises `SnapshotFormatError` if either input, or the result, is invalid.
+    """
+    assert_valid_snapshot(base)
+    assert_valid_snapshot(delta)
+    merged = copy.deepcopy(
+        {
+            "format_version": SNAPSHOT_FORMAT_VERSION,
+            "steps": {**base["steps"], **delta["steps"]},
+            "versions": {**base.get("versions", {}), **delta.get("versions", {})},
+            "blobs": {**base.get("blobs", {}), **delta.get("blobs", {})},
+            "execution": delta["execution"],
+            "metadata": {**base["metadata"], **delta["metadata"]},
+        }
+    )
+    assert_valid_snapshot(merged)
+    return merged
 
 
 def _step_problems(step: object) -> list[str]:

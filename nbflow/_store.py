@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 
-from ._errors import InvalidOption
+from ._errors import InvalidOption, StoreError
 
 Chunks = Sequence["bytes | bytearray | memoryview"]
 
@@ -37,6 +37,17 @@ class Store(abc.ABC):
     def list_records(self) -> list[str]:
         """Return every record key."""
 
+    def add_record(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only if no record is there; return whether it was added.
+
+        Backends shared by several processes must override this with an atomic
+        create-if-absent (nbflow numbers versions with it); this default is not atomic.
+        """
+        if self.load_record(key) is not None:
+            return False
+        self.save_record(key, data)
+        return True
+
     @abc.abstractmethod
     def save_blob(self, blob_id: str, chunks: Chunks) -> None:
         """Store the concatenation of ``chunks`` under ``blob_id``, atomically."""
@@ -60,6 +71,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_blobs(self) -> list[str]:
         """Return every blob id."""
+
+    def blob_size(self, blob_id: str) -> int:
+        """The size of a stored blob in bytes (0 if missing); override to avoid reading it."""
+        try:
+            return len(self.load_blob(blob_id))
+        except StoreError:
+            return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release files and connections; the store may be reopened later."""

@@ -73,3 +73,16 @@ def test_unopenable_directory_is_store_error(tmp_path):
 def test_unknown_scheme_is_clear():
     with pytest.raises(InvalidOption, match="No store backend for 'ftp://'"):
         open_store("ftp://example/cache")
+
+
+def test_add_record_only_creates(store):
+    assert store.add_record("v", b"first") is True
+    assert store.add_record("v", b"second") is False
+    assert store.load_record("v") == b"first"
+
+
+@pytest.mark.parametrize("size", [5, LARGE_BLOB_BYTES + 7])
+def test_blob_size_small_and_large(store, size):
+    store.save_blob("b", [bytes(size)])
+    assert store.blob_size("b") == size
+    assert store.blob_size("missing") == 0

@@ -1,0 +1,86 @@
+"""Time travel: make the namespace what it was at a version."""
+
+from __future__ import annotations
+
+from collections.abc import Container, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._engine import Engine
+from ._errors import CorruptBlob, NbflowError
+from ._history import load_entries
+from ._namespace import attach_functions, is_managed
+from ._serialization import fingerprint
+from ._versions import lineage, load_versions, resolve_entries
+
+
+@dataclass
+class TravelReport:
+    """What `resume("vN")` did."""
+
+    version: str
+    restored: list[str] = field(default_factory=list)
+    """Names read back from the cache."""
+    kept: list[str] = field(default_factory=list)
+    """Names that already held their value at the version (not read again)."""
+    removed: list[str] = field(default_factory=list)
+    """Names that steps introduced after the version."""
+
+    def __str__(self) -> str:
+        lines = [f"nbflow: the namespace is now at {self.version}; steps you run next branch from it."]
+        if self.restored:
+            lines.append(f"  restored: {', '.join(self.restored)}")
+        if self.kept:
+            lines.append(f"  already at {self.version}: {', '.join(self.kept)}")
+        if self.removed:
+            lines.append(f"  removed (made after {self.version}): {', '.join(self.removed)}")
+        return "\n".join(lines)
+
+
+def resume_version(engine: Engine, version_id: str, namespace: MutableMapping[str, Any], hidden: Container[str] = ()) -> TravelReport:
+    """Restore the step-produced names to their values at ``version_id``; drop names steps made after it.
+
+    Names no step produced are left alone. Every value is read before the
+    namespace is touched, so a damaged cache changes nothing.
+    """
+    session = engine.session
+    versions = load_versions(session.store)
+    ancestors = set(lineage(versions, version_id))
+    target = resolve_entries(versions, version_id)
+    report = TravelReport(version_id)
+    later = {name for version in versions.values() if version.id not in ancestors for name in version.changes}
+    later |= set(session.position.names)
+    report.removed = sorted(name for name in later if name not in target and name in namespace and not is_managed(name, hidden))
+    wanted = {}
+    for name, entry in target.items():
+        if name in namespace and fingerprint(namespace[name]) == entry.get("fingerprint"):
+            report.kept.append(name)
+        else:
+            wanted[name] = entry
+    # Names that shared one object come back as one object: read the whole group or none of it.
+    grown = True
+    while grown:
+        grown = False
+        for name, entry in target.items():
+            owner = entry.get("alias_of")
+            if owner in target and (name in wanted) != (owner in wanted):
+                for member in (name, str(owner)):
+                    if member not in wanted:
+                        wanted[member] = target[member]
+                        report.kept.remove(member)
+                grown = True
+    try:
+        values = load_entries(engine, wanted)
+    except CorruptBlob as exc:
+        raise NbflowError(f"Cannot restore {version_id}: {exc} The namespace is unchanged.") from exc
+    for name in report.removed:
+        namespace.pop(name, None)
+    attach_functions(values, namespace)
+    namespace.update(values)
+    report.restored = sorted(values)
+    report.kept.sort()
+    position = session.position
+    position.head = version_id
+    position.base = {name: dict(entry) for name, entry in target.items()}
+    position.names = {name: dict(entry) for name, entry in target.items()}
+    return report
