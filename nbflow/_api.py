@@ -7,19 +7,19 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-from ._config import Config
-from ._engine import Engine
-from ._errors import InvalidOption
 from ._bundle import ExportReport, ImportReport
 from ._bundle import export_state as _export
 from ._bundle import import_state as _import
+from ._config import Config
+from ._engine import Engine
+from ._errors import InvalidOption
 from ._gc import GcReport, collect
 from ._history import Diff, VersionTable, diff_versions, resolve_values, version_table
 from ._resume import ResumeReport, resume_steps
-from ._travel import TravelReport, resume_version
 from ._session import get_session
 from ._snapshot import take_snapshot
 from ._status import StatusTable, status_rows
+from ._travel import TravelReport, resume_version
 
 
 def _engine() -> Engine:
@@ -57,7 +57,9 @@ def status(namespace: MutableMapping[str, Any] | None = None) -> StatusTable:
     return status_rows(_engine(), namespace)
 
 
-def resume(version: str | MutableMapping[str, Any] | None = None, namespace: MutableMapping[str, Any] | None = None) -> ResumeReport | TravelReport:
+def resume(
+    version: str | MutableMapping[str, Any] | None = None, namespace: MutableMapping[str, Any] | None = None
+) -> ResumeReport | TravelReport:
     """Restore every still-valid completed step's outputs in run order, executing nothing; or go to a version.
 
     ``resume()`` continues after a restart. ``resume("v3")`` makes the namespace

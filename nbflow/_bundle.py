@@ -40,7 +40,8 @@ class ExportReport:
     nbytes: int = 0
 
     def __str__(self) -> str:
-        return f"nbflow: exported {self.steps} step(s), {self.versions} version(s), {self.blobs} value(s) to {self.path} ({format_size(self.nbytes)})"
+        counts = f"{self.steps} step(s), {self.versions} version(s), {self.blobs} value(s)"
+        return f"nbflow: exported {counts} to {self.path} ({format_size(self.nbytes)})"
 
 
 @dataclass
@@ -155,7 +156,9 @@ def import_state(engine: Engine, path: str | os.PathLike[str]) -> ImportReport:
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         if isinstance(exc, StoreError):
             raise
-        raise NbflowError(f"Cannot read the bundle {source} ({exc}); it is damaged or not an nbflow bundle. The cache is unchanged.") from exc
+        raise NbflowError(
+            f"Cannot read the bundle {source} ({exc}); it is damaged or not an nbflow bundle. The cache is unchanged."
+        ) from exc
     report.snapshot = manifest["snapshot"]
     mapping = _import_versions(store, [Version.from_json(data) for data in manifest["versions"]], report)
     for key, record in manifest["records"].items():
@@ -175,7 +178,9 @@ def _read_manifest(bundle: zipfile.ZipFile, source: Path) -> dict[str, Any]:
         raise NbflowError(f"The bundle {source} has an unreadable {MANIFEST} ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise NbflowError(f"The bundle {source} has format {found!r}; this nbflow reads format {BUNDLE_FORMAT}. Export it again with this version.")
+        raise NbflowError(
+            f"The bundle {source} has format {found!r}; this nbflow reads format {BUNDLE_FORMAT}. Export it again with this version."
+        )
     try:
         assert_valid_snapshot(manifest.get("snapshot"))
     except SnapshotFormatError as exc:
@@ -192,7 +197,9 @@ def _read_manifest(bundle: zipfile.ZipFile, source: Path) -> dict[str, Any]:
         needed |= Version.from_json(version).blobs()
     missing += sorted(needed - set(manifest.get("blobs", {})))
     if missing:
-        raise NbflowError(f"The bundle {source} is incomplete: {len(missing)} saved value(s) missing (first: {missing[0]}). The cache is unchanged.")
+        raise NbflowError(
+            f"The bundle {source} is incomplete: {len(missing)} saved value(s) missing (first: {missing[0]}). The cache is unchanged."
+        )
     return manifest
 
 

@@ -90,7 +90,9 @@ class VersionTable:
         if not self.rows:
             return f"<p>{html.escape(str(self))}</p>"
         head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in self._HEADER)
-        body = "".join("<tr>" + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in self._cells(row)) + "</tr>" for row in self.rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in self._cells(row)) + "</tr>" for row in self.rows
+        )
         return f'<table class="nbflow-versions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -199,7 +201,8 @@ class Diff:
         raise KeyError(name)
 
     def _title(self) -> str:
-        return f"nbflow: diff {self.a or '(empty)'} -> {self.b}: {len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
+        counts = f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
+        return f"nbflow: diff {self.a or '(empty)'} -> {self.b}: {counts}"
 
     _HEADER = ["", "name", "type", "size", "value", "summary"]
     _MARK = {"added": "+", "removed": "-", "changed": "~"}
@@ -220,7 +223,10 @@ class Diff:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in self._HEADER)
-        body = "".join("<tr>" + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in self._cells(entry)) + "</tr>" for entry in self.entries)
+        body = "".join(
+            "<tr>" + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in self._cells(entry)) + "</tr>"
+            for entry in self.entries
+        )
         return f'<p>{html.escape(self._title())}</p><table class="nbflow-diff"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -248,10 +254,14 @@ def diff_versions(engine: Engine, a: str | None = None, b: str | None = None) ->
     for name in sorted(set(old) | set(new)):
         if name not in old:
             entry = new[name]
-            result.entries.append(DiffEntry(name, "added", str(entry.get("type")), int(entry.get("size") or 0), _repr(entry), _shape(entry)))
+            result.entries.append(
+                DiffEntry(name, "added", str(entry.get("type")), int(entry.get("size") or 0), _repr(entry), _shape(entry))
+            )
         elif name not in new:
             entry = old[name]
-            result.entries.append(DiffEntry(name, "removed", str(entry.get("type")), int(entry.get("size") or 0), _repr(entry), _shape(entry)))
+            result.entries.append(
+                DiffEntry(name, "removed", str(entry.get("type")), int(entry.get("size") or 0), _repr(entry), _shape(entry))
+            )
         elif old[name].get("blob") != new[name].get("blob"):
             entry = new[name]
             summary = describe_change(old[name], entry, load)

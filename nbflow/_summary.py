@@ -52,7 +52,11 @@ def summarize(value: object) -> dict[str, Any]:
         if kind == "DataFrame":
             columns = [str(column) for column in value.columns[:_MAX_COLUMNS]]  # type: ignore[attr-defined]
             shape = list(value.shape)  # type: ignore[attr-defined]
-            return {"repr": f"DataFrame {shape[0]}x{shape[1]} [{', '.join(columns[:6])}{', ...' if shape[1] > 6 else ''}]", "shape": shape, "columns": columns}
+            return {
+                "repr": f"DataFrame {shape[0]}x{shape[1]} [{', '.join(columns[:6])}{', ...' if shape[1] > 6 else ''}]",
+                "shape": shape,
+                "columns": columns,
+            }
         if kind == "Series":
             return {"repr": f"Series {value.name!r} {value.dtype} ({len(value)},)", "shape": [len(value)], "dtype": str(value.dtype)}  # type: ignore[arg-type, attr-defined]
         if kind == "container":

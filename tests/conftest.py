@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +77,35 @@ def run(shell: object, code: str, *, ok: bool = True) -> object:
     if ok:
         assert result.success, f"cell failed: {result.error_before_exec or result.error_in_exec!r}\n{code}"
     return result
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    target = tmp_path / "readonly"
+    if _mount_tmpfs(target, "ro,size=1m"):
+        yield target
+        subprocess.run(["umount", str(target)], check=False)
+    else:
+        target.mkdir()
+        target.chmod(0o555)
+        yield target
+        target.chmod(0o755)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    target = tmp_path / "tiny"
+    if not _mount_tmpfs(target, "size=2m"):
+        pytest.skip("needs root to mount a 2 MB tmpfs (CI runs as root)")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 __all__ = ["FakeClock", "restart", "run", "os"]

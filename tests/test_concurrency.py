@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from nbflow import DiskStore
+from nbflow._config import Config
 from nbflow._engine import Engine
 from nbflow._session import Session
-from nbflow._config import Config
 
 WRITER = """
 import sys

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from nbflow import InvalidKey, InvalidTTL, InvalidOption, step
+from nbflow import InvalidKey, InvalidOption, InvalidTTL, step
 from nbflow._session import get_session
 
 calls: list[object] = []

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,35 +69,6 @@ def test_unpicklable_output_warns_and_step_reruns(shell, capsys, make, kind):
     with pytest.warns(NbflowWarning):
         run(shell, cell)
     assert shell.user_ns["runs"] == 1, "the step must execute again, not restore part of it"
-
-
-def _mount_tmpfs(path: Path, options: str) -> bool:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def read_only_dir(tmp_path):
-    target = tmp_path / "readonly"
-    if _mount_tmpfs(target, "ro,size=1m"):
-        yield target
-        subprocess.run(["umount", str(target)], check=False)
-    else:
-        target.mkdir()
-        target.chmod(0o555)
-        yield target
-        target.chmod(0o755)
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    target = tmp_path / "tiny"
-    if not _mount_tmpfs(target, "size=2m"):
-        pytest.skip("needs root to mount a 2 MB tmpfs (CI runs as root)")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def test_read_only_cache_keeps_results_and_warns_once(shell, read_only_dir, capsys):

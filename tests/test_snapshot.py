@@ -17,13 +17,14 @@ from nbflow import SnapshotFormatError, assert_valid_snapshot, is_step_complete,
 @pytest.fixture
 def snap(shell):
     run(shell, "%%step load --ttl 1d\nimport numpy as np\ndata = np.arange(100)")
+    run(shell, "%%step grow\ndata = np.arange(200)\nlabel = 'x'")
     run(shell, "%%step broken\nraise ValueError('nope')", ok=False)
     return nbflow.snapshot()
 
 
 def test_snapshot_content(snap):
     assert json.loads(json.dumps(snap)) == snap
-    assert snap["format_version"] == 1
+    assert snap["format_version"] == 2
     load = snap["steps"]["load"]
     assert load["state"] == "completed"
     assert load["outputs"]["data"]["type"] == "numpy.ndarray" and load["outputs"]["data"]["size"] > 800
@@ -33,6 +34,11 @@ def test_snapshot_content(snap):
     assert snap["steps"]["broken"]["error"] == {"type": "ValueError", "message": "nope"}
     assert snap["execution"]["state"] == "failed" and snap["execution"]["current_step"] == "broken"
     assert snap["metadata"]["nbflow_version"] == nbflow.__version__
+    assert sorted(snap["versions"]) == ["v1", "v2"] and load["version"] == "v1"
+    second = snap["versions"]["v2"]
+    assert second["parent"] == "v1" and second["step"] == "grow" and second["added"] == ["label"] and second["changed"] == ["data"]
+    assert second["changes"]["data"]["type"] == "numpy.ndarray" and second["changes"]["data"]["blob"] in snap["blobs"]
+    assert snap["steps"]["grow"]["outputs"]["data"]["blob"] in snap["blobs"]
     assert validate_snapshot(snap) == []
     assert_valid_snapshot(snap)
 
@@ -55,6 +61,13 @@ def test_is_step_complete(snap):
         (lambda s: s["steps"]["load"].update(finished_at="yesterday"), "'finished_at' must be a number"),
         (lambda s: s["execution"].update(state="sleeping"), "'execution.state' must be one of"),
         (lambda s: s.update(metadata=[]), "'metadata' must be a dict"),
+        (lambda s: s.pop("versions"), "missing 'versions'"),
+        (lambda s: s["versions"]["v2"].update(parent="v9"), "version 'v2': parent 'v9' is not in the snapshot (dangling parent)"),
+        (lambda s: s["blobs"].clear(), "points to unknown blob"),
+        (lambda s: s["versions"]["v1"].update(parent="v2"), "versions v1 -> v2 -> v1 form a parent cycle"),
+        (lambda s: s["versions"]["v2"].update(changes=[]), "version 'v2': 'changes' must be a dict"),
+        (lambda s: s["versions"]["v2"]["changes"]["data"].pop("blob"), "version 'v2': name 'data' needs a 'blob' id"),
+        (lambda s: s.update(blobs={"a": "big"}), "'blobs' must be a dict of blob id -> size"),
     ],
 )
 def test_validation_names_each_problem(snap, mutate, problem):
@@ -85,3 +98,38 @@ def test_validator_never_crashes_on_junk(junk):
         )
         == []
     )
+
+
+def test_format_1_snapshots_without_versions_are_still_valid(snap):
+    old = copy.deepcopy(snap)
+    old["format_version"] = 1
+    del old["versions"], old["blobs"]
+    assert validate_snapshot(old) == []
+
+
+def test_merge_snapshots_delta_wins(snap):
+    delta = copy.deepcopy(snap)
+    delta["steps"]["load"]["state"] = "expired"
+    delta["steps"]["new"] = copy.deepcopy(snap["steps"]["grow"])
+    delta["execution"] = {"state": "idle", "updated_at": 5.0, "current_step": "new"}
+    delta["metadata"] = {"store": "elsewhere", "owner": "colleague"}
+    delta["versions"]["v3"] = {**copy.deepcopy(snap["versions"]["v2"]), "parent": "v2", "step": "new"}
+    merged = nbflow.merge_snapshots(snap, delta)
+    assert merged["steps"]["load"]["state"] == "expired" and merged["steps"]["broken"] == snap["steps"]["broken"]
+    assert sorted(merged["steps"]) == ["broken", "grow", "load", "new"]
+    assert merged["execution"] == delta["execution"]
+    assert merged["metadata"]["store"] == "elsewhere" and merged["metadata"]["owner"] == "colleague"
+    assert merged["metadata"]["nbflow_version"] == nbflow.__version__
+    assert sorted(merged["versions"]) == ["v1", "v2", "v3"]
+    assert validate_snapshot(merged) == []
+    merged["steps"]["load"]["state"] = "changed"
+    assert snap["steps"]["load"]["state"] == "completed", "merge must not share structure with its inputs"
+
+
+def test_merge_snapshots_rejects_invalid_input(snap):
+    with pytest.raises(SnapshotFormatError, match="Invalid nbflow snapshot"):
+        nbflow.merge_snapshots(snap, {"steps": {}})
+    dangling = copy.deepcopy(snap)
+    dangling["versions"] = {"v7": {**snap["versions"]["v2"], "parent": "v6"}}
+    with pytest.raises(SnapshotFormatError, match="dangling parent"):
+        nbflow.merge_snapshots({**copy.deepcopy(snap), "versions": {}}, dangling)

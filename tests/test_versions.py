@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from conftest import restart, run
 
@@ -72,7 +70,10 @@ def test_resume_follows_the_versions_too(shell):
 
 def test_diff_only_storage_next_to_a_large_array(shell, cache_dir):
     """A ~200 MB array and 20 small variables: five steps each changing one small variable write < 1 MB each."""
-    run(shell, "%%step load\nimport numpy as np\nbig = np.arange(25_000_000, dtype='float64')\n" + "\n".join(f"s{i} = {i}" for i in range(20)))
+    run(
+        shell,
+        "%%step load\nimport numpy as np\nbig = np.arange(25_000_000, dtype='float64')\n" + "\n".join(f"s{i} = {i}" for i in range(20)),
+    )
     assert bytes_on_disk(cache_dir) > 190_000_000
     for index in range(5):
         before = bytes_on_disk(cache_dir)
@@ -88,7 +89,10 @@ def test_time_travel_round_trip_then_a_branch(shell):
     run(shell, "user_note = 'mine'")
     run(shell, "%%step load\ndata = [1, 2, 3]\nscale = 2")
     run(shell, "%%step scale\nscaled = [v * scale for v in data]")
-    at_v2 = {name: list(shell.user_ns[name]) if isinstance(shell.user_ns[name], list) else shell.user_ns[name] for name in ("data", "scale", "scaled")}
+    at_v2 = {
+        name: list(shell.user_ns[name]) if isinstance(shell.user_ns[name], list) else shell.user_ns[name]
+        for name in ("data", "scale", "scaled")
+    }
     run(shell, "%%step mutate\ndata.append(4)\nscale = 3\ntotal = sum(data)")
     run(shell, "%%step report\nreport = f'{total}'")
     run(shell, "user_note = 'changed by me'")
