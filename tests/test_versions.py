@@ -260,8 +260,10 @@ def test_gc_options_are_checked(shell):
     with pytest.raises(InvalidOption, match="keep_last must be"):
         nbflow.gc(keep_last=-2)
     run(shell, "%%step a\nx = 1")
+    run(shell, "%%step b\ny = 2")
     run(shell, "%nbflow gc --keep-last=0")
-    assert versions_by_id() == {} or list(versions_by_id()) == ["v1"]  # v1 is where this kernel stands: kept
+    assert list(versions_by_id()) == ["v2"]  # where this kernel stands is always kept
+    assert nbflow.resolve("v2") == {"x": 1, "y": 2}
 
 
 def test_clear_all_removes_versions_too(shell):
