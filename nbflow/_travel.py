@@ -11,7 +11,7 @@ from ._errors import CorruptBlob, NbflowError
 from ._history import load_entries
 from ._namespace import attach_functions, is_managed
 from ._serialization import fingerprint
-from ._versions import lineage, load_versions, resolve_entries
+from ._versions import descendants, lineage, load_versions, resolve_entries
 
 
 @dataclass
@@ -25,6 +25,8 @@ class TravelReport:
     """Names that already held their value at the version (not read again)."""
     removed: list[str] = field(default_factory=list)
     """Names that steps introduced after the version."""
+    left_alone: list[str] = field(default_factory=list)
+    """Names steps introduced after the version that were changed outside any step since."""
 
     def __str__(self) -> str:
         lines = [f"nbflow: the namespace is now at {self.version}; steps you run next branch from it."]
@@ -34,23 +36,37 @@ class TravelReport:
             lines.append(f"  already at {self.version}: {', '.join(self.kept)}")
         if self.removed:
             lines.append(f"  removed (made after {self.version}): {', '.join(self.removed)}")
+        if self.left_alone:
+            lines.append(f"  left alone (made after {self.version}, changed outside steps since): {', '.join(self.left_alone)}")
         return "\n".join(lines)
 
 
 def resume_version(engine: Engine, version_id: str, namespace: MutableMapping[str, Any], hidden: Container[str] = ()) -> TravelReport:
     """Restore the step-produced names to their values at ``version_id``; drop names steps made after it.
 
+    "After it" means in its descendants, or left in the namespace by this kernel's steps.
     Names no step produced are left alone. Every value is read before the
     namespace is touched, so a damaged cache changes nothing.
     """
     session = engine.session
     versions = load_versions(session.store)
-    ancestors = set(lineage(versions, version_id))
+    lineage(versions, version_id)  # a clear error for an unknown or damaged version
     target = resolve_entries(versions, version_id)
     report = TravelReport(version_id)
-    later = {name for version in versions.values() if version.id not in ancestors for name in version.changes}
-    later |= set(session.position.names)
-    report.removed = sorted(name for name in later if name not in target and name in namespace and not is_managed(name, hidden))
+    # Values steps left after the version: in its descendants, or in this kernel on whatever branch.
+    left_by_steps: dict[str, set[str]] = {}
+    for descendant in descendants(versions, version_id):
+        for name, entry in versions[descendant].changes.items():
+            left_by_steps.setdefault(name, set()).add(entry.get("fingerprint", ""))
+    for name, entry in session.position.names.items():
+        left_by_steps.setdefault(name, set()).add(entry.get("fingerprint", ""))
+    for name in sorted(left_by_steps):
+        if name in target or name not in namespace or is_managed(name, hidden):
+            continue
+        if fingerprint(namespace[name]) in left_by_steps[name]:
+            report.removed.append(name)
+        else:
+            report.left_alone.append(name)  # the user changed it since: theirs now
     wanted = {}
     for name, entry in target.items():
         if name in namespace and fingerprint(namespace[name]) == entry.get("fingerprint"):

@@ -282,6 +282,18 @@ def children(versions: Mapping[str, Version]) -> dict[str | None, list[str]]:
     return tree
 
 
+def descendants(versions: Mapping[str, Version], version_id: str) -> list[str]:
+    """Every version below ``version_id`` in the tree."""
+    tree = children(versions)
+    found: list[str] = []
+    pending = list(tree.get(version_id, []))
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(tree.get(current, []))
+    return found
+
+
 def needed_blobs(versions: Mapping[str, Version], keep: Iterable[str]) -> set[str]:
     """Every blob the kept versions' full namespaces point to."""
     blobs: set[str] = set()

@@ -295,3 +295,36 @@ def test_version_ids_are_unique_across_processes(cache_dir, tmp_path):
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
     versions = versions_by_id()
     assert len(versions) == 30 and sorted(v.number for v in versions.values()) == list(range(1, 31))
+
+
+def test_time_travel_after_a_restart(shell):
+    run(shell, "%%step a\nx = [1]\ny = 'one'")
+    run(shell, "%%step b\nx = [1, 2]\nz = 3")
+    restart(shell)
+    run(shell, "z = 3")  # what step b left
+    run(shell, "x = 'the user typed this'")
+    report = nbflow.resume("v1")
+    assert report.restored == ["x", "y"] and report.removed == ["z"]
+    assert shell.user_ns["x"] == [1] and shell.user_ns["y"] == "one" and "z" not in shell.user_ns
+    run(shell, "%%step c\ny = 'two'")
+    assert versions_by_id()["v3"].parent == "v1"
+
+
+def test_time_travel_leaves_names_of_unrelated_versions_alone(shell):
+    run(shell, "%%step a\nx = 1")
+    restart(shell)
+    run(shell, "%%step other\nw = 5")  # a new root: this kernel never restored v1
+    run(shell, "x = 'mine'")
+    assert versions_by_id()["v2"].parent is None
+    report = nbflow.resume("v2")
+    assert report.removed == [] and shell.user_ns["x"] == "mine" and shell.user_ns["w"] == 5
+
+
+def test_time_travel_keeps_a_later_name_the_user_changed_since(shell):
+    run(shell, "%%step a\nx = 1")
+    run(shell, "%%step b\nresult = [x]")
+    run(shell, "result = 'edited by hand'")
+    report = nbflow.resume("v1")
+    assert report.left_alone == ["result"] and report.removed == []
+    assert shell.user_ns["result"] == "edited by hand"
+    assert "left alone" in str(report)
