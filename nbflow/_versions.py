@@ -104,8 +104,10 @@ def _parse(data: bytes | None) -> Version | None:
         raw = json.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != VERSION_FORMAT:
             return None
-        return Version.from_json(raw)
-    except (ValueError, KeyError, TypeError):
+        version = Version.from_json(raw)
+        version_number(version.id)
+        return version
+    except (ValueError, KeyError, TypeError):  # InvalidOption is a ValueError
         return None
 
 
@@ -145,8 +147,8 @@ def allocate(store: Store, version: Version, start: int) -> Version:
 
 def next_number(store: Store) -> int:
     """One more than the highest version number in the store."""
-    numbers = [version_number(key[len(VERSION_PREFIX) :]) for key in store.list_records() if key.startswith(VERSION_PREFIX)]
-    return max(numbers, default=0) + 1
+    ids = [key[len(VERSION_PREFIX) :] for key in store.list_records() if key.startswith(VERSION_PREFIX)]
+    return max((int(found[1:]) for found in ids if found[:1] == "v" and found[1:].isdigit()), default=0) + 1
 
 
 def lineage(versions: Mapping[str, Version], version_id: str) -> list[str]:

@@ -328,3 +328,11 @@ def test_time_travel_keeps_a_later_name_the_user_changed_since(shell):
     assert report.left_alone == ["result"] and report.removed == []
     assert shell.user_ns["result"] == "edited by hand"
     assert "left alone" in str(report)
+
+
+def test_damaged_version_records_are_skipped_not_fatal(shell):
+    store = get_session().store
+    store.save_record("__version__:v1", b"{not json")
+    store.save_record("__version__:junk", b'{"format": 1, "id": "junk"}')
+    run(shell, "%%step a\nx = 1")
+    assert list(versions_by_id()) == ["v2"] and "v2" in str(nbflow.versions())
