@@ -28,6 +28,7 @@ class Progress:
 
     ``stream`` receives a carriage-return bar; without one, the bar goes to a
     notebook display when running in a kernel, else to stderr when it is a terminal.
+    ``delay`` defaults to `DELAY`.
     """
 
     def __init__(
@@ -35,14 +36,14 @@ class Progress:
         label: str,
         total: int,
         *,
-        delay: float = DELAY,
+        delay: float | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label = label
         self.total = max(total, 0)
         self.done = 0
-        self.delay = delay
+        self.delay = DELAY if delay is None else delay
         self.clock = clock
         self.started = clock()
         self.shown = False
