@@ -268,3 +268,26 @@ def test_a_blob_of_another_frame_version_is_unreadable_then_runs(shell, capsys):
     np.testing.assert_array_equal(shell.user_ns["big"], np.arange(300_000.0))
     restart(shell)
     assert "restored big" in step_output(shell, capsys, BIG.format(flag=""))
+
+
+@linux_only
+def test_step_decorator_with_mmap_returns_a_map_of_the_saved_file(cache_dir):
+    from nbflow import step
+
+    @step(mmap=True)
+    def make(n):
+        return np.arange(n, dtype="float64")
+
+    first = make(300_000)
+    assert mapped_file(first) is None
+    again = make(300_000)
+    assert "/blobs/" in (mapped_file(again) or "")
+    np.testing.assert_array_equal(again, first)
+
+
+def test_mmap_setting_rejects_a_non_boolean(shell):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="'mmap' must be true or false"):
+        shell.run_line_magic("nbflow", "config mmap=maybe")
+    assert get_session().config.mmap is False
