@@ -96,7 +96,7 @@ def run_cell_step(
             decision.hit, decision.reason = False, broken
     if decision.hit and decision.record is not None:
         try:
-            restored = engine.restore(decision.record)
+            restored = engine.restore(decision.record, mmap=options.mmap)
         except CorruptBlob as exc:
             warn(f"Step {key!r}: the checkpoint cannot be read ({exc}); running the cell instead.")
             decision.reason = "checkpoint unreadable"

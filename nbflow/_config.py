@@ -30,6 +30,8 @@ class Config:
     """Default time-to-live of a step in seconds; ``None`` means never expire."""
     on_change: OnChange = "rerun"
     """Default for ``--on-change``: what a step does when its code changed."""
+    mmap: bool = False
+    """Default for ``--mmap``: restore large values as copy-on-write memory maps."""
 
     def updated(self, **changes: object) -> Config:
         """Return a copy with ``changes`` applied; values may be strings as typed in a magic."""
@@ -44,7 +46,7 @@ class Config:
 
     def describe(self) -> str:
         """One line per setting, as shown by ``%nbflow config``."""
-        return f"dir={self.dir}\nttl={format_duration(self.ttl)}\non_change={self.on_change}"
+        return f"dir={self.dir}\nttl={format_duration(self.ttl)}\non_change={self.on_change}\nmmap={str(self.mmap).lower()}"
 
 
 def _convert(name: str, value: object) -> object:
@@ -52,10 +54,23 @@ def _convert(name: str, value: object) -> object:
         return parse_ttl(value)  # type: ignore[arg-type]
     if name == "on_change":
         return check_on_change(value)
+    if name == "mmap":
+        return _boolean(name, value)
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise InvalidOption(f"'dir' must be a directory path (got {value!r}).")
     text = str(value)
     return text if "://" in text else str(Path(text).expanduser().absolute())
+
+
+def _boolean(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise InvalidOption(f"{name!r} must be true or false (got {value!r}).")
 
 
 def check_on_change(value: object) -> OnChange:

@@ -26,15 +26,18 @@ _UNSET: Any = object()
 @overload
 def step(func: F, /) -> F: ...
 @overload
-def step(*, key: str | None = None, ttl: str | float | None = _UNSET, on_change: str | None = None) -> Callable[[F], F]: ...
+def step(
+    *, key: str | None = None, ttl: str | float | None = _UNSET, on_change: str | None = None, mmap: bool | None = None
+) -> Callable[[F], F]: ...
 
 
-def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_change: str | None = None) -> Any:
+def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_change: str | None = None, mmap: bool | None = None) -> Any:
     """Cache a function's return value in the nbflow store, in notebooks and plain scripts.
 
     Use as ``@step`` or ``@step(key="user:{user_id}", ttl="1d", on_change="rerun")``.
     The value is reused while the function's code, its arguments, the globals it
     reads and the TTL still hold. ``key`` is a template filled from the arguments.
+    ``mmap=True`` restores large arrays as copy-on-write memory maps (default: the ``mmap`` setting).
 
     >>> @step
     ... def square(x):
@@ -47,7 +50,7 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
     if key is not None:
         validate_key(key, template=True)
     if func is None:
-        return functools.partial(step, key=key, ttl=ttl, on_change=on_change)
+        return functools.partial(step, key=key, ttl=ttl, on_change=on_change, mmap=mmap)
     if not callable(func):
         raise TypeError(f"@step decorates a function (got {func!r}); use @step or @step(key=..., ttl=...).")
     signature = inspect.signature(func)
@@ -74,11 +77,12 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
         options = StepOptions(
             ttl=session.config.ttl if ttl_seconds is _UNSET else ttl_seconds,
             on_change=change_policy or session.config.on_change,
+            mmap=session.config.mmap if mmap is None else mmap,
         )
         decision = engine.decide(step_key, func_hash, inputs, options)
         if decision.hit and decision.record is not None:
             try:
-                restored = engine.restore(decision.record)
+                restored = engine.restore(decision.record, mmap=options.mmap)
             except CorruptBlob as exc:
                 warn(f"Step {step_key!r}: the checkpoint cannot be read ({exc}); calling {func.__qualname__}() instead.")
             else:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ._config import OnChange
 from ._duration import format_duration, format_size
 from ._errors import CorruptBlob, NbflowWarning, StoreError
+from ._progress import tracking
 from ._serialization import FORMAT_VERSION, Serialized, deserialize, serialize
 from ._session import Position, Session, load_record
 from ._summary import summarize
@@ -43,6 +44,8 @@ class StepOptions:
     ttl: float | None = None
     force: bool = False
     on_change: OnChange = "rerun"
+    mmap: bool = False
+    """Restore large values as copy-on-write memory maps of the saved files."""
 
 
 @dataclass
@@ -144,6 +147,8 @@ class Engine:
         if state != "completed":
             names = ", ".join(sorted(record.get("unsaved") or {})) or "outputs"
             return Decision(key, False, f"last run could not checkpoint {names}", record)
+        if record.get("serialization") != FORMAT_VERSION:
+            return Decision(key, False, f"checkpoint format {record.get('serialization')} is not this nbflow's ({FORMAT_VERSION})", record)
         now = self.session.clock()
         if is_expired(record, options.ttl, now):
             age = now - float(record["finished_at"])
@@ -159,17 +164,23 @@ class Engine:
             return Decision(key, False, changed, record)
         return Decision(key, True, "", record, warning)
 
-    def restore(self, record: Mapping[str, Any]) -> Restored:
-        """Read a completed record's values back; raises `CorruptBlob` if any is missing or damaged."""
+    def restore(self, record: Mapping[str, Any], *, mmap: bool = False) -> Restored:
+        """Read a completed record's values back; raises `CorruptBlob` if any is missing or damaged.
+
+        With ``mmap``, large values are copy-on-write maps of the saved files, read
+        as they are touched; their checksum is not verified (that would read them all).
+        """
         store = self.session.store
         values: dict[str, Any] = {}
         nbytes = 0
         outputs: Mapping[str, Mapping[str, Any]] = record.get("outputs") or {}
-        for name, meta in outputs.items():
-            if meta.get("alias_of"):
-                continue
-            values[name] = self._read(store, meta)
-            nbytes += int(meta.get("size") or 0)
+        total = sum(int(meta.get("size") or 0) for meta in outputs.values())
+        with tracking(f"restoring {record.get('key')}", total):
+            for name, meta in outputs.items():
+                if meta.get("alias_of"):
+                    continue
+                values[name] = self._read(store, meta, mmap=mmap)
+                nbytes += int(meta.get("size") or 0)
         for name, meta in outputs.items():
             if meta.get("alias_of"):
                 values[name] = values[meta["alias_of"]]
@@ -182,9 +193,12 @@ class Engine:
         return self._read(self.session.store, meta)
 
     @staticmethod
-    def _read(store: Any, meta: Mapping[str, Any]) -> Any:
+    def _read(store: Any, meta: Mapping[str, Any], *, mmap: bool = False) -> Any:
         blob = meta["blob"]
         try:
+            mapped = store.map_blob(blob) if mmap else None
+            if mapped is not None:
+                return deserialize(mapped, None)
             return deserialize(store.load_blob(blob), blob)
         except StoreError as exc:
             # Drop the damaged copy so the re-execution writes a good one under the same id.
@@ -261,8 +275,10 @@ class Engine:
         try:
             store = self.session.store
             pending: list[Serialized | None] = [*frames.values(), result_frame, events_frame]
-            for blob in pending:
-                if blob is not None and not store.has_blob(blob.digest):
+            # Equal content is already stored under its digest: unchanged values cost no write.
+            missing = {blob.digest: blob for blob in pending if blob is not None and not store.has_blob(blob.digest)}
+            with tracking(f"saving {key}", sum(blob.nbytes for blob in missing.values())):
+                for blob in missing.values():
                     store.save_blob(blob.digest, blob.chunks)
                     report.written += blob.nbytes
             if result_frame is not None:

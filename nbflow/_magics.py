@@ -44,6 +44,7 @@ class NbflowMagics(Magics):
     @argument("--ttl", help="How long the checkpoint stays valid: 30s, 15m, 6h, 7d, 2w, seconds, or never.")
     @argument("--force", action="store_true", help="Execute even if a valid checkpoint exists, and overwrite it.")
     @argument("--on-change", dest="on_change", choices=ON_CHANGE_CHOICES, help="What a code change does (default: rerun).")
+    @argument("--mmap", action="store_true", help="Restore large values as copy-on-write memory maps (read as touched).")
     @cell_magic
     def step(self, line: str, cell: str) -> Any:
         """Run the cell as a checkpointed step: restore its results if still valid, else execute and save them."""
@@ -58,6 +59,7 @@ class NbflowMagics(Magics):
                 ttl=session.config.ttl if arguments.ttl is None else parse_ttl(arguments.ttl),
                 force=arguments.force,
                 on_change=arguments.on_change or session.config.on_change,
+                mmap=arguments.mmap or session.config.mmap,
             )
             source = self._ipython.transform_cell(cell)
             tree = ast.parse(source)

@@ -11,7 +11,7 @@ from ._duration import format_duration
 from ._engine import Engine, is_expired
 from ._errors import CorruptBlob
 from ._namespace import apply_restore
-from ._serialization import fingerprint
+from ._serialization import FORMAT_VERSION, fingerprint
 from ._versions import after_restore
 
 _DELETED = "<deleted>"
@@ -68,6 +68,8 @@ def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: li
             plan.stale[key] = f"failed: {error.get('type')}: {error.get('message')}"
         elif record.get("state") != "completed":
             plan.stale[key] = "incomplete: could not checkpoint " + ", ".join(sorted(record.get("unsaved") or {}))
+        elif record.get("serialization") != FORMAT_VERSION:
+            plan.stale[key] = f"checkpoint format {record.get('serialization')} is not this nbflow's ({FORMAT_VERSION})"
         elif is_expired(record, record.get("ttl"), now):
             plan.stale[key] = f"expired {format_duration(now - record['finished_at'] - record['ttl'])} ago"
         else:
@@ -153,7 +155,7 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
         broken = None
         for record in plan.valid:
             try:
-                loaded[record["key"]] = engine.restore(record)
+                loaded[record["key"]] = engine.restore(record, mmap=engine.session.config.mmap)
             except CorruptBlob as exc:
                 broken = record
                 report.skipped[record["key"]] = f"checkpoint unreadable ({exc})"

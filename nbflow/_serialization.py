@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import sys
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,12 +39,17 @@ class Serialized:
 
 
 class _StoragePickler(cloudpickle.Pickler):
-    """cloudpickle that notes whether it met code objects (their pickle is not stable)."""
+    """cloudpickle that notes whether it met values whose fingerprint stream differs from their pickle.
+
+    Those are code objects (their pickle names the file they came from) and
+    non-contiguous arrays (pickled by copy, restored contiguous).
+    """
 
     saw_code = False
+    ndarray: type | None = None
 
     def reducer_override(self, obj: object) -> object:
-        if type(obj) is types.CodeType:
+        if type(obj) is types.CodeType or (type(obj) is self.ndarray and _is_strided(obj)):
             self.saw_code = True
         return super().reducer_override(obj)
 
@@ -56,7 +62,12 @@ class _FingerprintPickler(cloudpickle.Pickler):
     Its output is hashed, never loaded.
     """
 
+    ndarray: type | None = None
+
     def reducer_override(self, obj: object) -> object:
+        if type(obj) is self.ndarray and _is_strided(obj):
+            # As its restored, contiguous copy will fingerprint: equal after a restart.
+            return obj.copy(order="C").__reduce_ex__(5)  # type: ignore[attr-defined]
         if type(obj) is types.CodeType:
             return _stable_code, _code_identity(obj)
         if isinstance(obj, types.FunctionType) and _is_pickled_by_value(obj):
@@ -76,6 +87,12 @@ class _FingerprintPickler(cloudpickle.Pickler):
 
 
 _CLASS_NOISE = frozenset({"__dict__", "__weakref__", "__module__", "__firstlineno__", "__static_attributes__"})
+
+
+def _is_strided(array: Any) -> bool:
+    """A non-contiguous numeric array (an object array pickles its items the same either way)."""
+    flags = array.flags
+    return not (flags.c_contiguous or flags.f_contiguous) and not array.dtype.hasobject
 
 
 def _stable_code(*_parts: object) -> None:
@@ -124,6 +141,9 @@ def _pickle(value: object, pickler_class: type[cloudpickle.Pickler]) -> tuple[by
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     pickler = pickler_class(stream, protocol=5, buffer_callback=buffers.append)
+    # Never imported here: if no module imported numpy, no value holds an array.
+    numpy = sys.modules.get("numpy")
+    pickler.ndarray = None if numpy is None else numpy.ndarray
     pickler.dump(value)
     views = [buffer.raw() for buffer in buffers]
     return stream.getvalue(), views, getattr(pickler, "saw_code", False)

@@ -53,12 +53,21 @@ class Store(abc.ABC):
         """Store the concatenation of ``chunks`` under ``blob_id``, atomically."""
 
     @abc.abstractmethod
-    def load_blob(self, blob_id: str) -> bytes | bytearray:
+    def load_blob(self, blob_id: str) -> bytes | bytearray | memoryview:
         """Return the blob's bytes; raises `CorruptBlob` if it is missing or unreadable.
 
-        Return a ``bytearray`` for large blobs: restored arrays then use its memory
-        directly; immutable ``bytes`` are copied once to make them writable.
+        Return writable memory (``bytearray``, writable ``memoryview``) for large
+        blobs: restored arrays then use it directly; immutable ``bytes`` are copied
+        once to make them writable. Call `nbflow._progress.advance` while reading
+        to drive the progress bar of long restores.
         """
+
+    def map_blob(self, blob_id: str) -> memoryview | None:
+        """A writable copy-on-write memory map of the blob, or ``None`` where the backend cannot map it.
+
+        Used by ``mmap`` restores; writes to the map must never reach the stored blob.
+        """
+        return None
 
     @abc.abstractmethod
     def has_blob(self, blob_id: str) -> bool:
