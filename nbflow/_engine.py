@@ -188,9 +188,9 @@ class Engine:
         events = self._read(store, record["events"]) if record.get("events") else []
         return Restored(values, list(record.get("deleted") or []), result, events, nbytes)
 
-    def read(self, meta: Mapping[str, Any]) -> Any:
+    def read(self, meta: Mapping[str, Any], *, mmap: bool = False) -> Any:
         """Read one saved value described by ``meta`` (its ``blob``); raises `CorruptBlob`."""
-        return self._read(self.session.store, meta)
+        return self._read(self.session.store, meta, mmap=mmap)
 
     @staticmethod
     def _read(store: Any, meta: Mapping[str, Any], *, mmap: bool = False) -> Any:
