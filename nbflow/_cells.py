@@ -135,6 +135,7 @@ def run_cell_step(
         inputs={**inputs, **changes.unchanged},
         outputs={name: namespace[name] for name in changes.outputs if name not in changes.aliases},
         aliases=changes.aliases,
+        serialized=changes.frames,
         alias_groups=changes.alias_groups,
         deleted=changes.deleted,
         result=result,

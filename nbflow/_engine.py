@@ -216,6 +216,7 @@ class Engine:
         inputs: Mapping[str, str | None],
         outputs: Mapping[str, Any],
         aliases: Mapping[str, str],
+        serialized: Mapping[int, Serialized] | None = None,
         deleted: list[str],
         alias_groups: list[list[str]] | None = None,
         result: Any,
@@ -224,12 +225,16 @@ class Engine:
         duration: float,
         options: StepOptions,
     ) -> SaveReport:
-        """Checkpoint a successful run; never raises for a value or store problem, it warns."""
+        """Checkpoint a successful run; never raises for a value or store problem, it warns.
+
+        ``serialized`` holds frames already made for some output objects (by id), so they are not pickled again.
+        """
+        serialized = serialized or {}
         report = SaveReport()
         frames: dict[str, Serialized] = {}
         for name, value in outputs.items():
             try:
-                frames[name] = serialize(value)
+                frames[name] = serialized.get(id(value)) or serialize(value)
             except Exception as exc:
                 report.unsaved[name] = f"a {type(value).__qualname__}: {type(exc).__name__}: {exc}"
         result_frame = None

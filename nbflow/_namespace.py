@@ -8,7 +8,7 @@ from collections.abc import Container, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._serialization import fingerprint
+from ._serialization import Serialized, fingerprint, serialize
 
 # Names IPython manages itself (output history, input history, dunders, helpers).
 _MANAGED = re.compile(r"^(_+|_i+\d*|_\d+|_[iod]h|__\w+__|In|Out|get_ipython|exit|quit)$")
@@ -58,6 +58,20 @@ class Changes:
     """Names the source binds that the run left as they were: their state is an input too."""
     alias_groups: list[list[str]] = field(default_factory=list)
     """For each mutable input object, the names that held it: they must still share it for a restore."""
+    frames: dict[int, Serialized] = field(default_factory=dict)
+    """Input objects serialized to see whether the run changed them, by id: saving reuses them."""
+
+
+def _changed(value: Any, before: str | None, frames: dict[int, Serialized]) -> bool:
+    """Whether an input object's content changed in the run; a changed one's frame is kept, so saving never pickles it again."""
+    try:
+        frame = serialize(value)
+    except Exception:
+        return fingerprint(value) != before  # cannot be pickled: compared by type
+    if frame.fingerprint == before:
+        return False
+    frames[id(value)] = frame
+    return True
 
 
 def find_changes(
@@ -103,7 +117,7 @@ def find_changes(
         # Which names share a mutable input decides what executing does to them
         # (mutating it, binding another name to it): a restore needs the same sharing.
         changes.alias_groups.append(sorted(before.holders.get(id(value), [name])))
-        if inputs.get(name) is not None and fingerprint(value) != inputs[name]:
+        if inputs.get(name) is not None and _changed(value, inputs[name], changes.frames):
             mutated.add(id(value))
     outputs |= {name for name, value in namespace.items() if id(value) in mutated and not is_managed(name, hidden)}
     owners: dict[int, str] = {}
