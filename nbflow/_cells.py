@@ -108,7 +108,7 @@ def run_cell_step(
             after_restore(engine.session, decision.record, namespace)
             return CellRun(key, "restored", "", decision.record, restored.result, restored=restored)
 
-    before = observe(namespace, list(inputs), hidden)
+    before = observe(namespace, list(inputs), hidden, analysis.binds)
     session = engine.session
     session.set_execution("running", key)
     started_at = session.clock()
@@ -137,6 +137,7 @@ def run_cell_step(
         aliases=changes.aliases,
         serialized=changes.frames,
         alias_groups=changes.alias_groups,
+        shared=changes.shared,
         deleted=changes.deleted,
         result=result,
         events=captured.events,

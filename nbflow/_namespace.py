@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Container, Mapping, MutableMapping
+import weakref
+from collections.abc import Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +32,35 @@ class Before:
     """The input objects themselves: a cell may mutate one, then rebind its name."""
     holders: dict[int, list[str]]
     """For each input object, every name that held it."""
+    witnesses: dict[str, Any] = field(default_factory=dict)
+    """For names the cell may rebind: a weak reference to the object, or the object itself when it
+    cannot be weakly referenced. A rebinding can free the object and a new one take its id; a dead
+    weak reference (or a kept object) tells the two apart."""
+
+    def same_object(self, name: str, value: Any) -> bool:
+        """Whether ``name`` still holds the very object it held before the run."""
+        if self.ids.get(name) != id(value):
+            return False
+        witness = self.witnesses.get(name)
+        if isinstance(witness, weakref.ref):
+            return witness() is value
+        return True
 
 
-def observe(namespace: Mapping[str, Any], input_names: list[str], hidden: Container[str] = ()) -> Before:
-    """Note the namespace's state before a cell runs (one pass over its names, no copying)."""
+def observe(namespace: Mapping[str, Any], input_names: list[str], hidden: Container[str] = (), binds: Iterable[str] = ()) -> Before:
+    """Note the namespace's state before a cell runs (one pass over its names, no copying).
+
+    Objects held by names in ``binds`` that cannot be weakly referenced (lists,
+    dicts, ...) are kept alive until the run ends, so their ids cannot be reused.
+    """
+    witnesses: dict[str, Any] = {}
+    for name in binds:
+        if name in namespace:
+            value = namespace[name]
+            try:
+                witnesses[name] = weakref.ref(value)
+            except TypeError:
+                witnesses[name] = value
     inputs = {name: namespace[name] for name in input_names if name in namespace}
     wanted = {id(value) for value in inputs.values()}
     holders: dict[int, list[str]] = {}
@@ -43,7 +69,7 @@ def observe(namespace: Mapping[str, Any], input_names: list[str], hidden: Contai
         ids[name] = id(value)
         if id(value) in wanted and not is_managed(name, hidden):
             holders.setdefault(id(value), []).append(name)
-    return Before(ids, inputs, holders)
+    return Before(ids, inputs, holders, witnesses)
 
 
 @dataclass
@@ -58,6 +84,8 @@ class Changes:
     """Names the source binds that the run left as they were: their state is an input too."""
     alias_groups: list[list[str]] = field(default_factory=list)
     """For each mutable input object, the names that held it: they must still share it for a restore."""
+    shared: list[str] = field(default_factory=list)
+    """Outputs the run neither bound nor changed: names that only hold the same object as one it bound."""
     frames: dict[int, Serialized] = field(default_factory=dict)
     """Input objects serialized to see whether the run changed them, by id: saving reuses them."""
 
@@ -90,8 +118,9 @@ def find_changes(
     outputs = {
         name
         for name, value in namespace.items()
-        if not is_managed(name, hidden) and (name not in before.ids or before.ids[name] != id(value))
+        if not is_managed(name, hidden) and not before.same_object(name, value)
     }
+    bound = set(outputs)
     for name in sorted(binds):
         if is_managed(name, hidden) or name in outputs or name in inputs:
             continue
@@ -131,6 +160,7 @@ def find_changes(
         if owner is not None and owner != name:
             changes.aliases[name] = owner
     changes.outputs = sorted(outputs)
+    changes.shared = sorted(name for name in outputs if name not in bound and id(namespace[name]) not in mutated)
     changes.deleted = sorted(name for name in before.ids if name not in namespace and not is_managed(name, hidden))
     return changes
 

@@ -188,9 +188,14 @@ def apply_changes(names: MutableMapping[str, dict[str, Any]], version: Version) 
     names.update(version.changes)
 
 
+def _identity(entry: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What makes two entries the same: the value's content, and which name's object it shares."""
+    return entry.get("blob"), entry.get("alias_of")
+
+
 def same_entries(first: Mapping[str, Mapping[str, Any]], second: Mapping[str, Mapping[str, Any]]) -> bool:
-    """Whether two namespaces hold the same values (by content)."""
-    return first.keys() == second.keys() and all(first[name].get("blob") == second[name].get("blob") for name in first)
+    """Whether two namespaces hold the same values (by content and sharing)."""
+    return first.keys() == second.keys() and all(_identity(first[name]) == _identity(second[name]) for name in first)
 
 
 @dataclass
@@ -206,21 +211,32 @@ class _Delta:
 def _delta(base: Mapping[str, Mapping[str, Any]], names: Mapping[str, Mapping[str, Any]]) -> _Delta:
     return _Delta(
         added=sorted(name for name in names if name not in base),
-        changed=sorted(name for name in names if name in base and base[name].get("blob") != names[name].get("blob")),
+        changed=sorted(name for name in names if name in base and _identity(base[name]) != _identity(names[name])),
         removed=sorted(name for name in base if name not in names),
     )
 
 
 def _track(session: Session, record: Mapping[str, Any], namespace: Mapping[str, Any]) -> None:
-    """Update the tracked step-produced names with what a step just did to the namespace."""
+    """Update the tracked step-produced names with what a step just did to the namespace.
+
+    A name becomes step-produced when a step binds it or changes its value; a
+    plain variable that only holds the same object as a step's output stays
+    the user's (versions leave it alone).
+    """
     names = session.position.names
+    outputs: Mapping[str, Mapping[str, Any]] = record.get("outputs") or {}
+    shared = set(record.get("shared") or [])
     for name in record.get("deleted") or []:
         names.pop(name, None)
-    for name, meta in (record.get("outputs") or {}).items():
-        if meta.get("blob"):
+    for name, meta in outputs.items():
+        if meta.get("blob") and (name not in shared or name in names):
             names[name] = entry_of(meta)
     for name in [name for name in names if name not in namespace]:
         del names[name]  # deleted outside any step
+    for name, entry in names.items():
+        owner = entry.get("alias_of")
+        if owner and (owner not in names or namespace[owner] is not namespace[name]):
+            names[name] = {field: value for field, value in entry.items() if field != "alias_of"}  # no longer shared
 
 
 def after_execution(session: Session, record: dict[str, Any], namespace: Mapping[str, Any], written: int) -> Version | None:

@@ -850,28 +850,10 @@ def _bound_names(body: str, namespace: dict[str, Any]) -> set[str]:
     return found & set(NAMES)
 
 
-def _store_counts(body: str) -> dict[str, int]:
-    """How many times the cell's code (outside function bodies) binds each name."""
-    counts: dict[str, int] = {}
-    pending: list[ast.AST] = [ast.parse(body)]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.FunctionDef):
-            counts[node.name] = counts.get(node.name, 0) + 1
-        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            counts[node.id] = counts.get(node.id, 0) + 1
-        pending.extend(ast.iter_child_nodes(node))
-    return counts
-
-
 class VersionModel:
     """Versions and time travel as the plain model sees them, checked against nbflow as a scenario runs."""
 
-    def __init__(self, *, lenient: bool = True) -> None:
-        self.lenient = lenient
-        """Look past the open KNOWN_BUGS (the property does; each known-bug case does not)."""
+    def __init__(self) -> None:
         self.captured: dict[str, Captured] = {}
         self.tracked: set[str] = set()
         """Step-produced names whose value in the model is their value in nbflow's tracked namespace."""
@@ -919,21 +901,10 @@ class VersionModel:
         self.tracked = (self.tracked | touched) & present
         self.unsure = (self.unsure - touched) & present
         self.unsure |= (_bound_names(cell.body, plain) & present) - self.tracked
-        # KNOWN_BUGS "plain-alias-tracked" and "alias-to-earlier-version-lost": a name the step did
-        # not touch that holds the list a touched name holds is tracked (when no step produced it)
-        # or loses the sharing in the version. Unsure, so that the property looks past them.
-        shared = {id(plain[name]) for name in touched & present if isinstance(plain[name], (list, dict))}
-        aliases = {name for name in present - touched if id(plain[name]) in shared} if self.lenient else set()
-        self.tracked -= aliases
-        self.unsure |= aliases
-        # KNOWN_BUGS["rebound-twice-not-saved"]: a step binding a list or dict twice saves nothing.
-        rebound = {name for name, count in _store_counts(cell.body).items() if count > 1} & present if self.lenient else set()
-        self.tracked -= rebound
-        self.unsure |= rebound
         if ran == "restored":
             self.head_known = False
             return
-        required = sorted(name for name in differs - rebound if name not in unsure_before and (name in tracked_before or name in present))
+        required = sorted(name for name in differs if name not in unsure_before and (name in tracked_before or name in present))
         if not made:
             # After a restore that did not land on a version, the tracked names may differ from the
             # version the kernel stands on; a step can then return to it exactly and make none.
@@ -1228,17 +1199,17 @@ def test_regression(case: str) -> None:
     assert scenario.counts["restored"], "the case never restores a step: it tests nothing"
 
 
-# Open bugs, each the smallest scenario that shows it, checked by a VersionModel that does not look
-# past it (the property test does: see VersionModel.after_cell). /tmp/bugs/versions-*.md has the details.
-KNOWN_BUGS = {
-    # A step binding a name to a list a plain cell made (`lst = lst2`) records lst2 in the version
-    # too; travelling to v1 then deletes lst2, a variable no step produced.
+# Version bugs the time-travel property found, fixed; each the smallest scenario that showed it,
+# checked by a VersionModel that looks past nothing.
+VERSION_REGRESSIONS = {
+    # A step binding a name to a list a plain cell made (`lst = lst2`) recorded lst2 in the version
+    # too; travelling to v1 then deleted lst2, a variable no step produced.
     "plain-alias-tracked": (notebook("%%step s1\nlst = [<0>]", "lst2 = [<1>]", "%%step s2\nlst = lst2"), [(TRAVEL, 0)]),
     # A step binding a new name to a list an earlier version holds (`lst2 = lst`): the version
-    # keeps two separate lists; resolve and travel to it lose the sharing.
+    # kept two separate lists; resolve and travel to it lost the sharing.
     "alias-to-earlier-version-lost": (notebook("%%step s1\nlst = [<0>]", "%%step s2\nlst2 = lst", "lst2.append(<1>)"), [(TRAVEL, 1)]),
-    # A step binding a list (or function) twice saves nothing and makes no version; the next
-    # version holds the old value, and travelling to it restores a value the namespace never had.
+    # A step binding a list twice (`lst = [7]; lst = [0]`): the second list could take the freed
+    # first one's id, so nothing was saved and no version made.
     "rebound-twice-not-saved": (
         notebook("%%step s1\nlst = [<1>]", "%%step s2\nlst = [<7>]\nlst = [<0>]", "%%step s3\na = <1>"),
         [(TRAVEL, 1)],
@@ -1246,8 +1217,7 @@ KNOWN_BUGS = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError)
-@pytest.mark.parametrize("case", sorted(KNOWN_BUGS))
-def test_known_version_bug(case: str) -> None:
-    book, actions = KNOWN_BUGS[case]
-    run_scenario(book, [*actions, (RUN, frozenset())], versions=VersionModel(lenient=False))
+@pytest.mark.parametrize("case", sorted(VERSION_REGRESSIONS))
+def test_version_regression(case: str) -> None:
+    book, actions = VERSION_REGRESSIONS[case]
+    run_scenario(book, [*actions, (RUN, frozenset())], versions=VersionModel())
