@@ -379,3 +379,20 @@ def test_inline_plot_is_replayed_after_a_restart(kernel: Kernel) -> None:
     assert " restored " in status_lines(second)[0]
     assert len(images(second)) == 1, "the restored step shows its figure again"
     assert kernel.runs() == ["plot"]
+
+
+def test_long_saves_and_restores_show_a_live_progress_line_in_the_notebook(kernel):
+    """In a kernel the bar is one display output updated in place (display_id), not text on stderr."""
+    cell = "%%step big\nimport numpy as np\nbig = np.ones(2_000_000)"
+    kernel.run_all(["%load_ext nbflow", "import nbflow._progress as p\np.DELAY = 0.0"])
+    saved = kernel.run(cell)
+    bars = [output for output in saved.outputs if output.output_type == "display_data"]
+    assert len(bars) == 1, saved.outputs
+    assert bars[0].data["text/plain"].startswith("[nbflow] saving big: [") and "100% 16.0 MB / 16.0 MB" in bars[0].data["text/plain"]
+    assert not [output for output in saved.outputs if output.get("name") == "stderr"]
+    kernel.restart()
+    kernel.run_all(["%load_ext nbflow", "import nbflow._progress as p\np.DELAY = 0.0"])
+    restored = kernel.run(cell)
+    bars = [output.data["text/plain"] for output in restored.outputs if output.output_type == "display_data"]
+    assert len(bars) == 1 and bars[0].startswith("[nbflow] restoring big: [") and "100%" in bars[0], restored.outputs
+    assert "restored big" in stdout(restored)
