@@ -13,8 +13,21 @@ from ._serialization import Serialized, fingerprint, serialize
 
 # Names IPython manages itself (output history, input history, dunders, helpers).
 _MANAGED = re.compile(r"^(_+|_i+\d*|_\d+|_[iod]h|__\w+__|In|Out|get_ipython|exit|quit)$")
-# Aliasing only matters for objects that can change in place.
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset, range, types.ModuleType)
+# Aliasing and in-place change only matter for objects that can change in place.
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, range, types.ModuleType)
+_MAX_NESTING = 32
+
+
+def is_frozen(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` can never change in place: an atom, or a tuple or frozenset of frozen values.
+
+    A tuple holding a list is not frozen: appending to the list changes the tuple's content.
+    """
+    if isinstance(value, _ATOMS):
+        return True
+    if isinstance(value, (tuple, frozenset)) and depth < _MAX_NESTING:
+        return all(is_frozen(item, depth + 1) for item in value)
+    return False
 
 
 def is_managed(name: str, hidden: Container[str] = ()) -> bool:
@@ -130,7 +143,7 @@ def find_changes(
             changes.unchanged[name] = None
     # An unchanged mutable bind may really be a rebind to an equal object that took the
     # freed object's id; which names share it must then hold for a restore, as for inputs.
-    kept = {id(namespace[name]) for name in changes.unchanged if name in namespace and not isinstance(namespace[name], _IMMUTABLE)}
+    kept = {id(namespace[name]) for name in changes.unchanged if name in namespace and not is_frozen(namespace[name])}
     if kept:
         sharing: dict[int, list[str]] = {}
         for name, value in namespace.items():
@@ -140,7 +153,7 @@ def find_changes(
     mutated: set[int] = set()
     grouped: set[int] = set()
     for name, value in before.inputs.items():
-        if isinstance(value, _IMMUTABLE) or id(value) in grouped:
+        if id(value) in grouped or is_frozen(value):
             continue
         grouped.add(id(value))
         # Which names share a mutable input decides what executing does to them
@@ -152,7 +165,7 @@ def find_changes(
     owners: dict[int, str] = {}
     for name in sorted(outputs):
         value = namespace[name]
-        if not isinstance(value, _IMMUTABLE):
+        if not is_frozen(value):
             owners.setdefault(id(value), name)
     outputs |= {name for name, value in namespace.items() if id(value) in owners and not is_managed(name, hidden)}
     for name in sorted(outputs):

@@ -226,3 +226,12 @@ def test_shadowing_a_builtin_a_helper_uses_invalidates(shell):
     rerun_all(shell, cells)
     rerun_all(shell, cells[:2])
     assert shell.user_ns["b"] == 0
+
+
+def test_mutation_through_a_tuple_is_an_output(shell):
+    run(shell, "t = ([1],)")
+    run(shell, "%%step s\nt[0].append(2)")
+    restart(shell)
+    run(shell, "t = ([1],)")
+    run(shell, "%%step s\nt[0].append(2)")
+    assert shell.user_ns["t"] == ([1, 2],)
