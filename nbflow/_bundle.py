@@ -213,11 +213,11 @@ def _import_versions(store: Any, incoming: list[Version], report: ImportReport) 
         if version.uid in by_uid:
             mapping[version.id] = by_uid[version.uid]
             report.known_versions.append(version.id)
-    keep_ids = not any(version.id in existing for version in new)
-    number = next_number(store)
-    for version in new:
-        mapping[version.id] = version.id if keep_ids else f"v{number}"
-        number += 0 if keep_ids else 1
+    if any(version.id in existing for version in new):
+        first = next_number(store)
+        mapping.update({version.id: f"v{first + offset}" for offset, version in enumerate(new)})
+    else:
+        mapping.update({version.id: version.id for version in new})
     for version in new:
         parent = mapping.get(version.parent, version.parent) if version.parent else None
         save_version(store, Version(**{**version.__dict__, "id": mapping[version.id], "parent": parent}))

@@ -104,7 +104,12 @@ class Changes:
 
 
 def _changed(value: Any, before: str | None, frames: dict[int, Serialized]) -> bool:
-    """Whether an input object's content changed in the run; a changed one's frame is kept, so saving never pickles it again."""
+    """Whether an input object's content changed in the run; a changed one's frame is kept, so saving never pickles it again.
+
+    Functions and classes fingerprint by their code, not by their saved frame: hashing them once is cheaper.
+    """
+    if isinstance(value, (types.FunctionType, type)):
+        return fingerprint(value) != before
     try:
         frame = serialize(value)
     except Exception:

@@ -131,13 +131,14 @@ def _version_problems(versions: object, blobs: object, steps: Mapping[str, Any])
         return ["'versions' must be a dict of version id -> version"]
     problems = []
     for key, step in steps.items():
-        for name, meta in (
-            (step.get("outputs") or {}).items() if isinstance(step, Mapping) and isinstance(step.get("outputs"), Mapping) else ()
-        ):
+        if not isinstance(step, Mapping):
+            continue  # reported by _step_problems
+        outputs = step.get("outputs")
+        for name, meta in outputs.items() if isinstance(outputs, Mapping) else ():
             if isinstance(meta, Mapping) and meta.get("blob") is not None and meta["blob"] not in blobs:
                 problems.append(f"step {key!r}: output {name!r} points to unknown blob {meta['blob']!r}")
         # A step's version may have been collected by gc: not a problem, but it must be an id.
-        if isinstance(step, Mapping) and step.get("version") is not None and not isinstance(step["version"], str):
+        if step.get("version") is not None and not isinstance(step["version"], str):
             problems.append(f"step {key!r}: 'version' must be a version id or null")
     for version_id, version in versions.items():
         where = f"version {version_id!r}"

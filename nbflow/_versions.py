@@ -313,8 +313,10 @@ def descendants(versions: Mapping[str, Version], version_id: str) -> list[str]:
 
 
 def needed_blobs(versions: Mapping[str, Version], keep: Iterable[str]) -> set[str]:
-    """Every blob the kept versions' full namespaces point to."""
-    blobs: set[str] = set()
-    for version_id in keep:
-        blobs.update(entry["blob"] for entry in resolve_entries(versions, version_id).values() if entry.get("blob"))
-    return blobs
+    """Every blob the kept versions' full namespaces point to.
+
+    ``keep`` must hold each kept version's parent too (gc rebases a version whose
+    parent it drops): then the union of their own changes is exactly that, found
+    without walking any version's ancestors.
+    """
+    return {blob for version_id in keep for blob in versions[version_id].blobs()}
