@@ -1220,4 +1220,8 @@ VERSION_REGRESSIONS = {
 @pytest.mark.parametrize("case", sorted(VERSION_REGRESSIONS))
 def test_version_regression(case: str) -> None:
     book, actions = VERSION_REGRESSIONS[case]
-    run_scenario(book, [*actions, (RUN, frozenset())], versions=VersionModel())
+    versions = VersionModel()
+    # run_scenario fails on the first difference from plain execution or the captured versions.
+    scenario = run_scenario(book, [*actions, (RUN, frozenset())], versions=versions)
+    assert versions.travels == 1, "the case never travelled: it tests nothing"
+    assert scenario.counts["ran"] and len(versions.captured) >= 2, "the case made fewer than two versions"

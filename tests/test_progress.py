@@ -53,7 +53,12 @@ def test_the_store_reports_bytes_written_and_read(tmp_path):
 
 
 def test_advance_outside_a_tracking_scope_does_nothing():
-    advance(10)
+    stream = io.StringIO()
+    with tracking("saving", 100, delay=0.0, stream=stream) as finished:
+        advance(100)
+    drawn = stream.getvalue()
+    advance(10)  # the scope is closed: reported to nobody
+    assert finished.done == 100 and stream.getvalue() == drawn
 
 
 def test_long_steps_show_progress_on_a_terminal(shell, capsys, monkeypatch):
