@@ -1,8 +1,8 @@
 """The ipywidgets panel: steps, the version timeline and diffs, with Resume, Resume to a version, Clear and Refresh.
 
-Only this module imports ipywidgets, and only when a panel is made. The panel
-listens to step events, so it follows the steps this kernel runs without any
-polling; after each cell that ran a step it re-reads the cache once (stale
+Only this module imports ipywidgets, and only when a panel is made. The newest
+panel listens to step events, so it follows the steps this kernel runs without
+any polling; after each cell that ran a step it re-reads the cache once (stale
 checks, new versions). Destructive actions ask for confirmation in the panel;
 every action writes its result or its error in the panel's message area.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import weakref
 from collections.abc import Callable, Container, MutableMapping
 from typing import Any
 
@@ -21,6 +22,10 @@ from ._errors import NbflowError
 from ._events import StepEvent, subscribe
 from ._history import VersionTable
 from ._panel_model import PanelModel, check_page_size, page_of
+
+
+_following: weakref.ref[Panel] | None = None
+"""The newest panel: only it follows events, so re-running a panel cell never leaves old panels working."""
 
 
 class _Pager:
@@ -68,6 +73,11 @@ class Panel:
         self._message_text = ""
         self._build()
         self._render_all()
+        global _following
+        previous = _following() if _following is not None else None
+        if previous is not None:
+            previous.stop_following()
+        _following = weakref.ref(self)
         self._unsubscribe = subscribe(self._on_event)
         if shell is not None:
             shell.events.register("post_run_cell", self._after_cell)
@@ -270,12 +280,16 @@ class Panel:
 
     # -- display and lifetime ------------------------------------------------
 
-    def close(self) -> None:
-        """Stop following events and close the widgets."""
+    def stop_following(self) -> None:
+        """Stop updating live (a newer panel does it); the buttons keep working and refresh this panel."""
         self._unsubscribe()
         if self._shell is not None:
             with contextlib.suppress(ValueError):  # already unregistered
                 self._shell.events.unregister("post_run_cell", self._after_cell)
+
+    def close(self) -> None:
+        """Stop following events and close the widgets."""
+        self.stop_following()
         _close_tree(self.widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:

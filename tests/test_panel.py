@@ -214,6 +214,15 @@ def test_the_magic_displays_the_widget_with_a_static_fallback(shell):
     assert output.data["text/plain"].splitlines()[1].split()[:2] == ["load", "completed"]
 
 
+def test_only_the_newest_panel_follows_and_older_ones_still_work(shell, make_panel):
+    old = make_panel()
+    new = make_panel()
+    run(shell, NOTEBOOK[0])
+    assert states(new) == {"load": "completed"} and states(old) == {}
+    old.refresh_button.click()
+    assert states(old) == {"load": "completed"} and "1 step(s) and 1 version(s) read from the cache" in text(old.message)
+
+
 def test_a_closed_panel_stops_following(shell, make_panel):
     panel = make_panel()
     panel.close()
