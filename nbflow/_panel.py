@@ -23,7 +23,6 @@ from ._events import StepEvent, subscribe
 from ._history import VersionTable
 from ._panel_model import PanelModel, check_page_size, page_of
 
-
 _following: weakref.ref[Panel] | None = None
 """The newest panel: only it follows events, so re-running a panel cell never leaves old panels working."""
 
