@@ -161,7 +161,7 @@ def validate_snapshot(snapshot: object) -> list[str]:
             problems.append("'execution.updated_at' must be a timestamp or null")
     if "metadata" in snapshot and not isinstance(snapshot.get("metadata"), Mapping):
         problems.append("'metadata' must be a dict")
-    if "versions" in snapshot or "blobs" in snapshot:
+    if version != 1 and ("versions" in snapshot or "blobs" in snapshot):  # format 1 had neither: extra keys are not its
         problems.extend(_version_problems(snapshot.get("versions", {}), snapshot.get("blobs", {}), steps))
     return problems
 
