@@ -25,8 +25,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
 
 pytestmark = [pytest.mark.browser, pytest.mark.kernel]
 
@@ -211,10 +215,12 @@ def lab(chromium: str, tmp_path: Path) -> Iterator[Lab]:
 
 
 def _write_notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "id": f"cell{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
-             for i, source in enumerate(CELLS)]  # fmt: skip
-    notebook = {"cells": cells, "metadata": {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(notebook, indent=1))
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}  # no kernelspec: Lab asks for one
+    notebook = new_notebook(cells=[new_code_cell(source) for source in CELLS], metadata=metadata)
+    nbformat.write(notebook, path)
 
 
 def _runs(root: Path) -> list[str]:
@@ -234,7 +240,7 @@ def test_resume_button_restores_steps_after_a_kernel_restart(lab: Lab, chromium:
         cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
         status_bar = page.locator("#jp-main-statusbar")
 
-        def prompt(index: int) -> object:
+        def prompt(index: int) -> Locator:
             return cells.nth(index).locator(".jp-InputPrompt")
 
         def run_cell(index: int, count: int) -> None:
