@@ -10,6 +10,8 @@ Glossary (used exactly, in code and docs):
 - *store*: where records and blobs live (`Store`; default `DiskStore` in ``.nbflow/``).
 - *blob*: one saved value, stored once under the hash of its content.
 - *version*: the namespace after an executed step, stored as what changed against its parent version.
+- *event*: a `StepEvent` told to `subscribe`d callbacks when a step starts, completes, is restored, fails or is skipped.
+- *panel*: the ipywidgets view of steps, versions and diffs, with one-click resume (`panel`, ``%nbflow panel``).
 - *bundle*: one file holding a cache's steps, versions and the blobs they need (`export_state`).
 """
 
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import clear, configure, diff, export_state, gc, import_state, resolve, resume, snapshot, status, versions
+from ._api import clear, configure, diff, export_state, gc, import_state, panel, resolve, resume, snapshot, status, versions
 from ._config import Config
 from ._decorator import step
 from ._disk_store import DiskStore
 from ._errors import CorruptBlob, InvalidKey, InvalidOption, InvalidTTL, NbflowError, NbflowWarning, SnapshotFormatError, StoreError
+from ._events import EVENT_KINDS, StepEvent, subscribe
 from ._snapshot import assert_valid_snapshot, is_step_complete, merge_snapshots, validate_snapshot
 from ._store import Store, open_store, register_store
 
@@ -46,6 +49,7 @@ __all__ = [
     "Config",
     "CorruptBlob",
     "DiskStore",
+    "EVENT_KINDS",
     "InvalidKey",
     "InvalidOption",
     "InvalidTTL",
@@ -53,6 +57,7 @@ __all__ = [
     "NbflowWarning",
     "SnapshotFormatError",
     "Store",
+    "StepEvent",
     "StoreError",
     "__version__",
     "assert_valid_snapshot",
@@ -66,12 +71,14 @@ __all__ = [
     "load_ipython_extension",
     "merge_snapshots",
     "open_store",
+    "panel",
     "register_store",
     "resolve",
     "resume",
     "snapshot",
     "status",
     "step",
+    "subscribe",
     "unload_ipython_extension",
     "validate_snapshot",
     "versions",

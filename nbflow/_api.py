@@ -5,21 +5,26 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._bundle import ExportReport, ImportReport
 from ._bundle import export_state as _export
 from ._bundle import import_state as _import
 from ._config import Config
 from ._engine import Engine
-from ._errors import InvalidOption
+from ._errors import InvalidOption, NbflowError
 from ._gc import GcReport, collect
 from ._history import Diff, VersionTable, diff_versions, resolve_values, version_table
+from ._panel_model import check_page_size
 from ._resume import ResumeReport, resume_steps
 from ._session import get_session
-from ._snapshot import take_snapshot
-from ._status import StatusTable, status_rows
+from ._snapshot import Snapshot, take_snapshot
+from ._status import status_rows
+from ._steps_table import StepsTable
 from ._travel import TravelReport, resume_version
+
+if TYPE_CHECKING:
+    from ._panel import Panel
 
 
 def _engine() -> Engine:
@@ -50,7 +55,7 @@ def configure(**changes: object) -> Config:
     return get_session().configure(**changes)
 
 
-def status(namespace: MutableMapping[str, Any] | None = None) -> StatusTable:
+def status(namespace: MutableMapping[str, Any] | None = None) -> StepsTable:
     """The status table of every step; steps whose inputs changed in the namespace show as stale."""
     if namespace is None and _shell() is not None:
         namespace = _shell().user_ns
@@ -120,9 +125,42 @@ def clear(key: str | None = None, *, all: bool = False) -> int:  # noqa: A002 - 
     return _engine().clear(None if all else key)
 
 
-def snapshot() -> dict[str, Any]:
-    """A JSON-serializable snapshot: ``format_version``, ``steps``, ``execution``, ``metadata``."""
+def snapshot() -> Snapshot:
+    """A JSON-serializable snapshot (a dict): ``format_version``, ``steps``, ``versions``, ``blobs``, ``execution``, ``metadata``.
+
+    It prints as the steps table, and renders as an HTML table in notebooks.
+    """
     return take_snapshot(_engine())
 
 
-__all__ = ["clear", "configure", "diff", "export_state", "gc", "import_state", "resolve", "resume", "snapshot", "status", "versions"]
+def panel(namespace: MutableMapping[str, Any] | None = None, *, page_size: int = 25) -> Panel:
+    """The snapshot browser: steps, versions and diffs with Resume, Resume to a version, Clear and Refresh.
+
+    Display it as a cell's last expression. It follows the steps this kernel runs.
+    ``page_size`` rows are shown per page of steps or versions (1-500).
+    """
+    check_page_size(page_size)
+    target, hidden = _user_namespace(namespace)
+    try:
+        from ._panel import Panel
+    except ImportError as exc:
+        raise NbflowError(f"The panel needs ipywidgets ({exc}); install it with: pip install ipywidgets") from exc
+    shell = _shell()
+    follows_cells = shell is not None and target is shell.user_ns
+    return Panel(_engine(), target, hidden, shell=shell if follows_cells else None, page_size=page_size)
+
+
+__all__ = [
+    "clear",
+    "configure",
+    "diff",
+    "export_state",
+    "gc",
+    "import_state",
+    "panel",
+    "resolve",
+    "resume",
+    "snapshot",
+    "status",
+    "versions",
+]

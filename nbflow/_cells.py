@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._code import CellAnalysis, analyze, code_hash, function_globals
-from ._engine import NO_RESULT, Engine, Restored, SaveReport, StepOptions, warn
-from ._errors import CorruptBlob, StoreError
+from ._engine import NO_RESULT, Engine, Restored, SaveReport, StepOptions
+from ._errors import CorruptBlob, StoreError, warn
+from ._events import emit, running_entry
 from ._namespace import apply_restore, broken_alias_group, find_changes, is_managed, observe
 from ._serialization import fingerprint
+from ._step_events import emit_completed, emit_failed, emit_restored
 from ._versions import Version, after_execution, after_restore
 
 
@@ -106,12 +108,14 @@ def run_cell_step(
             apply_restore(restored.values, restored.deleted, namespace)
             engine.mark_used(decision.record)
             after_restore(engine.session, decision.record, namespace)
+            emit_restored(engine, decision.record)
             return CellRun(key, "restored", "", decision.record, restored.result, restored=restored)
 
     before = observe(namespace, list(inputs), hidden, analysis.binds)
     session = engine.session
     session.set_execution("running", key)
     started_at = session.clock()
+    emit(session.activity, "step_started", key, lambda: running_entry("cell", started_at), reason=decision.reason)
     clock_start = time.perf_counter()
     with capture() as captured:
         try:
@@ -119,10 +123,11 @@ def run_cell_step(
         except BaseException as error:
             duration = time.perf_counter() - clock_start
             binds = sorted(name for name in analysis.binds if not is_managed(name, hidden))
-            engine.save_failure(
+            record = engine.save_failure(
                 key, kind="cell", code_hash=cell_hash, source=source, error=error, started_at=started_at, duration=duration, binds=binds
             )
             session.set_execution("failed", key)
+            emit_failed(engine, record, error)
             raise
     duration = time.perf_counter() - clock_start
 
@@ -147,6 +152,7 @@ def run_cell_step(
     )
     version = record_version(engine, report, namespace)
     session.set_execution("idle", key)
+    emit_completed(engine, key, "cell", report, version)
     return CellRun(key, "executed", decision.reason, None, result, duration, report, version=version)
 
 

@@ -13,11 +13,13 @@ from typing import Any, TypeVar, overload
 from ._code import code_hash, function_globals
 from ._config import check_on_change
 from ._duration import parse_ttl
-from ._engine import NO_RESULT, Engine, StepOptions, warn
-from ._errors import CorruptBlob, InvalidKey
+from ._engine import NO_RESULT, Engine, StepOptions
+from ._errors import CorruptBlob, InvalidKey, warn
+from ._events import emit, running_entry
 from ._keys import render_key, template_fields, validate_key
 from ._serialization import fingerprint
 from ._session import get_session
+from ._step_events import emit_completed, emit_failed, emit_restored
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = object()
@@ -88,13 +90,15 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
             else:
                 if decision.warning:
                     warn(decision.warning)
+                emit_restored(engine, decision.record)
                 return restored.values["return"]
         started_at = session.clock()
+        emit(session.activity, "step_started", step_key, lambda: running_entry("function", started_at), reason=decision.reason)
         clock_start = time.perf_counter()
         try:
             value = func(*args, **kwargs)
         except BaseException as error:
-            engine.save_failure(
+            record = engine.save_failure(
                 step_key,
                 kind="function",
                 code_hash=func_hash,
@@ -103,13 +107,14 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
                 started_at=started_at,
                 duration=time.perf_counter() - clock_start,
             )
+            emit_failed(engine, record, error)
             raise
         # Globals the call itself changed (a log list it appends to) are recorded as
         # they are now, so the next call with the same arguments is a hit.
         for name in inputs:
             if name in namespace:
                 inputs[name] = fingerprint(namespace[name])
-        engine.save(
+        report = engine.save(
             step_key,
             kind="function",
             code_hash=func_hash,
@@ -124,6 +129,7 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
             duration=time.perf_counter() - clock_start,
             options=options,
         )
+        emit_completed(engine, step_key, "function", report, None)
         return value
 
     return wrapper

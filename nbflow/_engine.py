@@ -9,19 +9,19 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._config import OnChange
 from ._duration import format_duration, format_size
-from ._errors import CorruptBlob, NbflowWarning, StoreError
+from ._errors import CorruptBlob, StoreError, warn
+from ._events import progress_listener
 from ._progress import tracking
 from ._serialization import FORMAT_VERSION, Serialized, deserialize, serialize
 from ._session import Position, Session, load_record
 from ._summary import summarize
-from ._versions import VERSION_PREFIX
+from ._versions import VERSION_PREFIX, versions_rewritten
 
 # Increment on record format changes; records of another format are misses.
 RECORD_FORMAT = 1
@@ -87,11 +87,6 @@ class SaveReport:
     @property
     def ok(self) -> bool:
         return not self.unsaved and self.error is None
-
-
-def warn(message: str) -> None:
-    """Issue an `NbflowWarning` shown as one line (``nbflow: NbflowWarning: ...``), with no source excerpt."""
-    warnings.warn_explicit(message, NbflowWarning, filename="nbflow", lineno=0, module="nbflow")
 
 
 def is_expired(record: Mapping[str, Any], ttl: float | None, now: float) -> bool:
@@ -175,7 +170,8 @@ class Engine:
         nbytes = 0
         outputs: Mapping[str, Mapping[str, Any]] = record.get("outputs") or {}
         total = sum(int(meta.get("size") or 0) for meta in outputs.values())
-        with tracking(f"restoring {record.get('key')}", total):
+        listener = progress_listener(self.session.activity, str(record.get("key")), str(record.get("kind", "cell")))
+        with tracking(f"restoring {record.get('key')}", total, listener=listener):
             for name, meta in outputs.items():
                 if meta.get("alias_of"):
                     continue
@@ -284,7 +280,8 @@ class Engine:
             pending: list[Serialized | None] = [*frames.values(), result_frame, events_frame]
             # Equal content is already stored under its digest: unchanged values cost no write.
             missing = {blob.digest: blob for blob in pending if blob is not None and not store.has_blob(blob.digest)}
-            with tracking(f"saving {key}", sum(blob.nbytes for blob in missing.values())):
+            listener = progress_listener(self.session.activity, key, kind)
+            with tracking(f"saving {key}", sum(blob.nbytes for blob in missing.values()), listener=listener):
                 for blob in missing.values():
                     store.save_blob(blob.digest, blob.chunks)
                     report.written += blob.nbytes
@@ -313,8 +310,8 @@ class Engine:
         started_at: float,
         duration: float,
         binds: list[str] | None = None,
-    ) -> None:
-        """Record a failed run so that it is never restored and ``status`` can say why."""
+    ) -> dict[str, Any]:
+        """Record a failed run so that it is never restored and ``status`` can say why; returns the record."""
         record = {
             "format": RECORD_FORMAT,
             "key": key,
@@ -335,6 +332,7 @@ class Engine:
             "unsaved": {},
         }
         self._write_record(key, record, SaveReport())
+        return record
 
     def update_record(self, record: dict[str, Any]) -> None:
         """Rewrite a record after a small change (e.g. the version it made); losing this write loses nothing."""
@@ -361,9 +359,14 @@ class Engine:
         store = self.session.store
         keys = [key] if key is not None else [k for k in store.list_records() if not k.startswith("__")]
         removed = sum(store.delete_record(k) for k in keys)
+        for cleared in keys:
+            self.session.activity.live.pop(cleared, None)
         if key is None:
-            for version in [k for k in store.list_records() if k.startswith(VERSION_PREFIX)]:
-                store.delete_record(version)
+            try:
+                for version in [k for k in store.list_records() if k.startswith(VERSION_PREFIX)]:
+                    store.delete_record(version)
+            finally:
+                versions_rewritten(store)
             self.session.position = Position()
         needed = set()
         for other in store.list_records():

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import warnings as _warnings
+
 
 class NbflowError(Exception):
     """Root of every error nbflow raises."""
@@ -48,7 +50,10 @@ class NbflowWarning(UserWarning):
     """Something went wrong, but your code ran and your namespace is intact."""
 
 
-# Show every nbflow warning, not only the first per line; appended, so user and test filters still win.
-import warnings as _warnings  # noqa: E402
+def warn(message: str) -> None:
+    """Issue an `NbflowWarning` shown as one line (``nbflow: NbflowWarning: ...``), with no source excerpt."""
+    _warnings.warn_explicit(message, NbflowWarning, filename="nbflow", lineno=0, module="nbflow")
 
+
+# Show every nbflow warning, not only the first per line; appended, so user and test filters still win.
 _warnings.filterwarnings("always", category=NbflowWarning, append=True)

@@ -8,7 +8,7 @@ from ._duration import format_size
 from ._engine import Engine, blob_ids, is_expired
 from ._errors import InvalidOption
 from ._session import load_record
-from ._versions import VERSION_PREFIX, Version, load_versions, needed_blobs, resolve_entries, save_version
+from ._versions import VERSION_PREFIX, Version, load_versions, needed_blobs, resolve_entries, save_version, versions_rewritten
 
 
 @dataclass
@@ -50,12 +50,16 @@ def collect(engine: Engine, keep_last: int | None = None, drop_expired: bool = F
     if head in versions and head not in keep:
         keep.append(str(head))
     rebased = [_rebased(versions, version_id) for version_id in keep if versions[version_id].parent not in (None, *keep)]
-    for version in rebased:
-        save_version(store, version)
-    for version_id in versions:
-        if version_id not in keep:
-            store.delete_record(VERSION_PREFIX + version_id)
-            report.versions_removed.append(version_id)
+    try:
+        for version in rebased:
+            save_version(store, version)
+        for version_id in versions:
+            if version_id not in keep:
+                store.delete_record(VERSION_PREFIX + version_id)
+                report.versions_removed.append(version_id)
+    finally:
+        if rebased or report.versions_removed:
+            versions_rewritten(store)
     kept_versions = {**{version_id: versions[version_id] for version_id in keep}, **{version.id: version for version in rebased}}
     needed = needed_blobs(kept_versions, keep)
     now = session.clock()

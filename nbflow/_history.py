@@ -91,7 +91,8 @@ class VersionTable:
             return f"<p>{html.escape(str(self))}</p>"
         head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in self._HEADER)
         body = "".join(
-            "<tr>" + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in self._cells(row)) + "</tr>" for row in self.rows
+            "<tr>" + "".join(f"<td><code style='white-space:pre'>{html.escape(cell)}</code></td>" for cell in self._cells(row)) + "</tr>"
+            for row in self.rows
         )
         return f'<table class="nbflow-versions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 

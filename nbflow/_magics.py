@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
 
 from . import _api
 from ._capture import capture_output, replay
@@ -23,7 +24,7 @@ from ._keys import render_key, validate_key
 from ._session import get_session
 
 _SUBCOMMANDS = (
-    "status, resume [VERSION], versions, diff [A [B]], clear KEY, clear --all, gc [--keep-last N] [--drop-expired], "
+    "status, panel [--page-size N], resume [VERSION], versions, diff [A [B]], clear KEY, clear --all, gc [--keep-last N] [--drop-expired], "
     "export PATH, import PATH, config [name=value ...]"
 )
 
@@ -93,7 +94,7 @@ class NbflowMagics(Magics):
 
     @line_magic
     def nbflow(self, line: str) -> Any:
-        """Manage steps and versions: status, resume [VERSION], versions, diff [A [B]], clear, gc, export, import, config."""
+        """Manage steps and versions: status, panel, resume [VERSION], versions, diff [A [B]], clear, gc, export, import, config."""
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -104,6 +105,9 @@ class NbflowMagics(Magics):
                 return _api.status(self._ipython.user_ns)
             if command == "resume" and len(rest) <= 1:
                 print(_api.resume(rest[0] if rest else None, namespace=self._ipython.user_ns))
+                return None
+            if command == "panel":
+                display(_api.panel(self._ipython.user_ns, page_size=_page_size(rest)))
                 return None
             if command == "versions" and not rest:
                 return _api.versions()
@@ -152,6 +156,21 @@ def _gc_options(words: list[str]) -> tuple[int | None, bool]:
         else:
             raise UsageError(f"%nbflow gc: unknown option {word!r}; use %nbflow gc [--keep-last N] [--drop-expired].")
     return keep_last, drop_expired
+
+
+def _page_size(words: list[str]) -> int:
+    pending = list(words)
+    page_size = 25
+    while pending:
+        word = pending.pop(0)
+        if word == "--page-size" or word.startswith("--page-size="):
+            value = word.partition("=")[2] or (pending.pop(0) if pending else "")
+            if not value.isdigit():
+                raise UsageError(f"%nbflow panel --page-size takes a whole number of rows per page (got {value!r}), e.g. --page-size 50.")
+            page_size = int(value)
+        else:
+            raise UsageError(f"%nbflow panel: unknown option {word!r}; use %nbflow panel [--page-size N].")
+    return page_size
 
 
 def _setting(word: str) -> tuple[str, str]:

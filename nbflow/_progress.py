@@ -28,7 +28,7 @@ class Progress:
 
     ``stream`` receives a carriage-return bar; without one, the bar goes to a
     notebook display when running in a kernel, else to stderr when it is a terminal.
-    ``delay`` defaults to `DELAY`.
+    ``delay`` defaults to `DELAY`. ``listener(done, total)`` is called whenever the bar is drawn.
     """
 
     def __init__(
@@ -39,6 +39,7 @@ class Progress:
         delay: float | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        listener: Callable[[int, int], None] | None = None,
     ) -> None:
         self.label = label
         self.total = max(total, 0)
@@ -50,6 +51,8 @@ class Progress:
         self._stream = stream
         self._handle: Any = None
         self._drawn_at = float("-inf")
+        self._listener = listener
+        self._told = False
 
     def advance(self, nbytes: int) -> None:
         """Count ``nbytes`` more as done, and redraw if it is time to."""
@@ -58,11 +61,19 @@ class Progress:
         if now - self.started >= self.delay and now - self._drawn_at >= _REFRESH:
             self._drawn_at = now
             self._draw(self.line(now), final=False)
+            self._tell()
 
     def close(self) -> None:
         """Finish the bar if one was shown."""
         if self.shown:
             self._draw(self.line(self.clock()), final=True)
+        if self._told:
+            self._tell()
+
+    def _tell(self) -> None:
+        if self._listener is not None:
+            self._told = True
+            self._listener(self.done, self.total)
 
     def line(self, now: float) -> str:
         """``[nbflow] restoring big: [#####.....] 45% 9.1 GB / 20.0 GB · 3.2s``."""

@@ -10,8 +10,10 @@ from typing import Any
 from ._duration import format_duration
 from ._engine import Engine, is_expired
 from ._errors import CorruptBlob
+from ._events import has_subscribers
 from ._namespace import apply_restore
 from ._serialization import FORMAT_VERSION, fingerprint
+from ._step_events import emit_restored, emit_skipped
 from ._versions import after_restore
 
 _DELETED = "<deleted>"
@@ -172,6 +174,11 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
         names.difference_update(restored.deleted)
         names.update(restored.values)
         report.restored.append(record["key"])
+        emit_restored(engine, record)
+    by_key = {record["key"]: record for record in engine.session.records()} if report.skipped and has_subscribers() else {}
+    for key, reason in report.skipped.items():
+        if key in by_key:
+            emit_skipped(engine, by_key[key], reason)
     for record in plan.valid:
         for name, expected in (record.get("inputs") or {}).items():
             if name not in namespace and isinstance(expected, str) and expected.startswith("module:"):

@@ -12,6 +12,7 @@ from typing import Any
 from . import _disk_store  # noqa: F401  (registers the file:// backend)
 from ._config import Config
 from ._errors import StoreError
+from ._events import Activity
 from ._store import Store, open_store
 
 EXECUTION_KEY = "__execution__"
@@ -40,6 +41,7 @@ class Session:
         self._store: Store | None = None
         self._opened_for = ""
         self.position = Position()
+        self.activity = Activity()
 
     @property
     def store(self) -> Store:
@@ -48,6 +50,7 @@ class Session:
             self.close()
             if self._opened_for and self._opened_for != self.config.dir:
                 self.position = Position()  # another cache: another version tree
+                self.activity = Activity()
             self._store = open_store(self.config.dir)
             self._opened_for = self.config.dir
         return self._store

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import html
 import platform
 from collections.abc import Mapping
 from typing import Any
 
 from ._engine import Engine, is_expired
 from ._errors import SnapshotFormatError
+from ._steps_table import StepsTable, step_row
 from ._versions import load_versions
 
 # Increment on snapshot format changes. Format 1 had no versions and no blobs.
@@ -18,7 +20,70 @@ STEP_STATES = ("completed", "failed", "incomplete", "expired")
 EXECUTION_STATES = ("idle", "running", "failed")
 
 
-def take_snapshot(engine: Engine) -> dict[str, Any]:
+class Snapshot(dict[str, Any]):
+    """A snapshot: a plain JSON-serializable dict that also prints as the steps table, as text and as HTML.
+
+    The HTML keeps a saved notebook readable on GitHub or nbviewer, where widgets do not run.
+    """
+
+    def table(self) -> StepsTable:
+        """The steps table of this snapshot (as of when it was taken)."""
+        now = float((self.get("metadata") or {}).get("created_at") or 0.0)
+        steps = self.get("steps") or {}
+        return StepsTable([step_row(key, entry, now) for key, entry in steps.items()], str((self.get("metadata") or {}).get("store", "")))
+
+    def _summary(self) -> str:
+        steps = self.get("steps") or {}
+        execution = self.get("execution") or {}
+        current = f" ({execution.get('current_step')})" if execution.get("state") != "idle" and execution.get("current_step") else ""
+        return (
+            f"nbflow snapshot: {len(steps)} step(s), {len(self.get('versions') or {})} version(s)"
+            f" · execution {execution.get('state', '?')}{current} · {(self.get('metadata') or {}).get('store', '')}"
+        )
+
+    def __repr__(self) -> str:
+        return f"{self._summary()}\n{self.table()}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{html.escape(self._summary())}</b></p>{self.table().to_html()}"
+
+
+def step_entry(record: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """A step record as the snapshot describes it; a completed step past its TTL reads as expired."""
+    state = record.get("state", "failed")
+    ttl = record.get("ttl")
+    if state == "completed" and is_expired(record, ttl, now):
+        state = "expired"
+    entry = {
+        "state": state,
+        "kind": record.get("kind", "cell"),
+        "outputs": {
+            name: {
+                "type": meta.get("type"),
+                "size": int(meta.get("size") or 0),
+                **({"blob": meta["blob"]} if meta.get("blob") else {}),
+                **({"alias_of": meta["alias_of"]} if meta.get("alias_of") else {}),
+            }
+            for name, meta in sorted((record.get("outputs") or {}).items())
+        },
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+        "duration": record.get("duration"),
+        "ttl": ttl,
+        "expires_at": None if ttl is None or record.get("finished_at") is None else record["finished_at"] + ttl,
+        "code_hash": record.get("code_hash"),
+        "error": record.get("error"),
+        "version": record.get("version"),
+    }
+    if record.get("unsaved"):
+        entry["unsaved"] = dict(record["unsaved"])
+    return entry
+
+
+def take_snapshot(engine: Engine) -> Snapshot:
     """Build the snapshot of the session's cache."""
     from . import __version__
 
@@ -29,31 +94,7 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
         for meta in (record.get("outputs") or {}).values():
             if meta.get("blob") and not meta.get("alias_of"):
                 blobs[meta["blob"]] = int(meta.get("size") or 0)
-        state = record.get("state", "failed")
-        if state == "completed" and is_expired(record, record.get("ttl"), now):
-            state = "expired"
-        ttl = record.get("ttl")
-        steps[record["key"]] = {
-            "state": state,
-            "kind": record.get("kind", "cell"),
-            "outputs": {
-                name: {
-                    "type": meta.get("type"),
-                    "size": int(meta.get("size") or 0),
-                    **({"blob": meta["blob"]} if meta.get("blob") else {}),
-                    **({"alias_of": meta["alias_of"]} if meta.get("alias_of") else {}),
-                }
-                for name, meta in sorted((record.get("outputs") or {}).items())
-            },
-            "started_at": record.get("started_at"),
-            "finished_at": record.get("finished_at"),
-            "duration": record.get("duration"),
-            "ttl": ttl,
-            "expires_at": None if ttl is None else record.get("finished_at", 0.0) + ttl,
-            "code_hash": record.get("code_hash"),
-            "error": record.get("error"),
-            "version": record.get("version"),
-        }
+        steps[record["key"]] = step_entry(record, now)
     versions: dict[str, Any] = {}
     for version in load_versions(engine.session.store).values():
         for entry in version.changes.values():
@@ -72,19 +113,21 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
                 for name, entry in version.changes.items()
             },
         }
-    return {
-        "format_version": SNAPSHOT_FORMAT_VERSION,
-        "steps": steps,
-        "versions": versions,
-        "blobs": blobs,
-        "execution": engine.session.execution(),
-        "metadata": {
-            "nbflow_version": __version__,
-            "store": engine.session.store.location,
-            "created_at": now,
-            "python": platform.python_version(),
-        },
-    }
+    return Snapshot(
+        {
+            "format_version": SNAPSHOT_FORMAT_VERSION,
+            "steps": steps,
+            "versions": versions,
+            "blobs": blobs,
+            "execution": engine.session.execution(),
+            "metadata": {
+                "nbflow_version": __version__,
+                "store": engine.session.store.location,
+                "created_at": now,
+                "python": platform.python_version(),
+            },
+        }
+    )
 
 
 def validate_snapshot(snapshot: object) -> list[str]:
@@ -185,7 +228,7 @@ def _cycles(versions: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def merge_snapshots(base: Mapping[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
+def merge_snapshots(base: Mapping[str, Any], delta: Mapping[str, Any]) -> Snapshot:
     """Merge two valid snapshots: delta's steps and versions win, execution is delta's, metadata is merged.
 
     Raises `SnapshotFormatError` if either input, or the result, is invalid.
@@ -203,7 +246,7 @@ def merge_snapshots(base: Mapping[str, Any], delta: Mapping[str, Any]) -> dict[s
         }
     )
     assert_valid_snapshot(merged)
-    return merged
+    return Snapshot(merged)
 
 
 def _step_problems(step: object) -> list[str]:

@@ -9,8 +9,10 @@ this process stands among them is its session's `Position`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +22,12 @@ from ._session import Session
 from ._store import Store
 
 VERSION_PREFIX = "__version__:"
+GENERATION_KEY = "__versions_generation__"
+"""Changes whenever version records are rewritten or deleted (new ones need no announcement)."""
 # Increment on version record format changes; versions of another format are ignored.
 VERSION_FORMAT = 1
 _ENTRY_FIELDS = ("blob", "fingerprint", "type", "size", "summary", "alias_of")
+_cache: weakref.WeakKeyDictionary[Store, tuple[bytes | None, dict[str, Version]]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,20 @@ class Version:
         return {entry["blob"] for entry in self.changes.values() if entry.get("blob")}
 
 
+def version_info(version: Version) -> dict[str, Any]:
+    """What a `version_created` event tells about a version (no entries)."""
+    return {
+        "id": version.id,
+        "parent": version.parent,
+        "step": version.step,
+        "created_at": version.created_at,
+        "added": list(version.added),
+        "changed": list(version.changed),
+        "removed": list(version.removed),
+        "bytes_added": version.bytes_added,
+    }
+
+
 def version_number(version_id: str) -> int:
     """3 for 'v3'; raises `InvalidOption` for anything that is not a version id."""
     if not (version_id[:1] == "v" and version_id[1:].isdigit()):
@@ -120,14 +139,32 @@ def load_version(store: Store, version_id: str) -> Version | None:
 
 
 def load_versions(store: Store) -> dict[str, Version]:
-    """Every readable version, by id, oldest first; raises `StoreError`."""
+    """Every readable version, by id, oldest first; raises `StoreError`.
+
+    Version records never change once written, unless gc or ``clear --all``
+    rewrites or deletes them, which they announce with `versions_rewritten`:
+    so the records read before are kept, and only new ones are read.
+    """
+    generation = store.load_record(GENERATION_KEY)
+    try:
+        cached_generation, cached = _cache.get(store, (None, {}))
+    except TypeError:  # a store that cannot be weakly referenced or hashed: no cache
+        cached_generation, cached = None, {}
+    known = cached if cached_generation == generation else {}
     found = {}
     for key in store.list_records():
         if key.startswith(VERSION_PREFIX):
-            version = _parse(store.load_record(key))
-            if version is not None:
-                found[version.id] = version
-    return dict(sorted(found.items(), key=lambda item: item[1].number))
+            version = known.get(key) or _parse(store.load_record(key))
+            if version is not None and VERSION_PREFIX + version.id == key:
+                found[key] = version
+    with contextlib.suppress(TypeError):
+        _cache[store] = (generation, found)
+    return {version.id: version for version in sorted(found.values(), key=lambda version: version.number)}
+
+
+def versions_rewritten(store: Store) -> None:
+    """Announce that version records were rewritten or deleted, so every process reads them again."""
+    store.save_record(GENERATION_KEY, uuid.uuid4().hex.encode())
 
 
 def save_version(store: Store, version: Version) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import nbflow
+from nbflow._events import _subscriptions
 from nbflow._session import Session, set_session
 
 
@@ -22,6 +23,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.chdir(tmp_path)
     previous = set_session(None)
     yield directory
+    _subscriptions.clear()  # a test's panels and subscribers must not hear the next test's steps
     current = set_session(previous)
     if current is not None:
         current.close()

@@ -15,11 +15,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbflow"
 ALLOWED = {
     "cloudpickle": {"_serialization"},
     "IPython": {"_magics"},
-    "ipywidgets": set(),
+    "ipywidgets": {"_panel"},
     "diskcache": {"_disk_store"},
 }
 # Front-ends sit on top: nothing in the core may import them.
-FRONT_ENDS = {"_magics", "_capture", "_decorator", "_api"}
+FRONT_ENDS = {"_magics", "_capture", "_decorator", "_api", "_panel"}
 
 
 def module_imports(path: pathlib.Path) -> set[str]:

@@ -32,9 +32,9 @@ def test_status_table(shell, clock):
     table = shell.run_cell("%nbflow status").result
     assert [row["key"] for row in table.rows] == ["load", "broken"]
     load = table.rows[0]
-    assert load["state"] == "completed" and load["age"] == "2m 00s" and load["ttl left"] == "58m 00s"
+    assert load["state"] == "completed" and load["ran"] == "2m 00s ago" and load["ttl left"] == "58m 00s" and load["outputs"] == "data"
     text = str(table)
-    assert text.splitlines()[0].split() == ["key", "state", "age", "ttl", "left", "size", "duration", "why"]
+    assert text.splitlines()[0].split() == ["key", "state", "ran", "duration", "ttl", "left", "size", "outputs", "why"]
     assert "ValueError: nope" in text
     assert "<table" in table._repr_html_()
 
