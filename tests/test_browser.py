@@ -55,40 +55,11 @@ INSTALL_HINT = (
     "never `playwright install`: the test drives the system Chromium (set CHROMIUM to another path)"
 )
 
-# A stand-in until nbflow's own panel lands; it keeps the panel's DOM contract.
-STAND_IN_PANEL = """\
-import html
-import ipywidgets as widgets
-import nbflow
-
-def _steps_table(states):
-    rows = "".join(
-        f'<tr data-key="{html.escape(key)}"><td>{html.escape(key)}</td>'
-        f'<td class="nbflow-state nbflow-state-{state}">{state}</td></tr>'
-        for key, state in states.items()
-    )
-    return f'<table class="nbflow-steps">{rows}</table>'
-
-_states = {key: step["state"] for key, step in nbflow.snapshot()["steps"].items()}
-_steps = widgets.HTML(_steps_table(_states))
-_message = widgets.HTML("").add_class("nbflow-message")
-_resume = widgets.Button(description="Resume").add_class("nbflow-resume")
-
-def _on_resume(_button):
-    report = nbflow.resume()
-    _states.update({key: "restored" for key in report.restored})
-    _steps.value = _steps_table(_states)
-    _message.value = html.escape(str(report).splitlines()[0])
-
-_resume.on_click(_on_resume)
-widgets.VBox([widgets.HBox([_resume]), _steps, _message]).add_class("nbflow-panel")
-"""
-
 CELLS = [
     "%load_ext nbflow",
     "%%step load\nopen('runs.log', 'a').write('load\\n')\nx = list(range(5))",
     "%%step total\nopen('runs.log', 'a').write('total\\n')\ntotal = sum(x)",
-    STAND_IN_PANEL,
+    "%nbflow panel",
     'print("total is", total)',
 ]
 LOAD_EXT, PANEL, PROBE = 0, 3, 4
