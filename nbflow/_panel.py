@@ -162,6 +162,8 @@ class Panel:
         keys = [row["key"] for row in shown]
         if list(self.step_picker.options) != keys:
             self.step_picker.options = keys
+        if keys and self.step_picker.value not in keys:
+            self.step_picker.value = keys[0]  # a Dropdown given new options shows no choice
         self.clear_button.disabled = not keys
 
     def _render_versions(self) -> None:
@@ -171,8 +173,8 @@ class Panel:
         ids = [row.id for row in shown]
         if list(self.version_picker.options) != ids:
             self.version_picker.options = ids
-            if self.model.head in ids:
-                self.version_picker.value = self.model.head
+            if ids:
+                self.version_picker.value = self.model.head if self.model.head in ids else ids[-1]
         self.resume_version_button.disabled = self.diff_button.disabled = not ids
 
     @property

@@ -69,6 +69,7 @@ def test_a_known_cache_gives_the_expected_rows(shell, clock, make_panel):
     assert "5 step(s) · 4 version(s) · this kernel at <b>v4</b>" in panel.header.value
     assert [row.id for row in panel.model.versions] == ["v1", "v2", "v3", "v4"]
     assert panel.version_picker.value == "v4" and list(panel.step_picker.options) == list(rows)
+    assert panel.step_picker.value == "load", "the step picker shows a choice"
 
 
 def test_clicking_resume_restores_the_namespace(shell, make_panel):
