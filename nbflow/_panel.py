@@ -23,6 +23,12 @@ from ._events import StepEvent, subscribe
 from ._history import VersionTable
 from ._panel_model import PanelModel, check_page_size, page_of
 
+_STYLE = """<style>
+.nbflow-panel table { border-collapse: collapse; margin: 4px 0; }
+.nbflow-panel th, .nbflow-panel td { padding: 2px 10px; text-align: left; vertical-align: top; }
+.nbflow-panel thead th { border-bottom: 1px solid #d0d7de; }
+.nbflow-panel tbody tr:nth-child(even) { background: rgba(127, 127, 127, 0.07); }
+</style>"""
 _following: weakref.ref[Panel] | None = None
 """The newest panel: only it follows events, so re-running a panel cell never leaves old panels working."""
 
@@ -121,7 +127,8 @@ class Panel:
 
         self.tabs = widgets.Tab(children=[steps_tab, versions_tab, diff_tab], titles=("Steps", "Versions", "Diff"))
         toolbar = widgets.HBox([self.resume_button, self.refresh_button])
-        self.widget = widgets.VBox([self.header, toolbar, self.confirm_bar, self.message, self.tabs])
+        style = widgets.HTML(_STYLE, layout=widgets.Layout(display="none"))
+        self.widget = widgets.VBox([style, self.header, toolbar, self.confirm_bar, self.message, self.tabs])
         self.widget.add_class("nbflow-panel")
 
         self.resume_button.on_click(lambda _: self._act(self.model.resume))
@@ -151,7 +158,7 @@ class Panel:
         head = f" · this kernel at <b>{html.escape(model.head)}</b>" if model.head else ""
         self.header.value = (
             f"<b>nbflow</b> · {len(model.steps.rows):,} step(s) · {len(model.versions):,} version(s){head}"
-            f" · <code>{html.escape(model.engine.session.store.location)}</code>"
+            f" · <span style='opacity:.7;font-size:90%'>{html.escape(model.engine.session.store.location)}</span>"
         )
 
     def _render_steps(self) -> None:
