@@ -1225,6 +1225,12 @@ VERSION_REGRESSIONS = {
         notebook("%%step s0\nlst = [<0>]\nlst2 = lst", "lst.append(<1>)", "%%step s2\na = <1>"),
         [(TRAVEL, 1)],
     ),
+    # lst2 shared lst's list at v1; a plain cell made it an equal copy. Travelling to v1 kept both
+    # names as "already equal" and left them two lists.
+    "equal-but-no-longer-shared-kept": (
+        notebook("%%step s0\nlst = [<0>]\nlst2 = lst", "lst2 = list(lst)", "%%step s2\na = <1>"),
+        [(TRAVEL, 0)],
+    ),
 }
 
 
