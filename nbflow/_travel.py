@@ -69,7 +69,10 @@ def resume_version(engine: Engine, version_id: str, namespace: MutableMapping[st
             report.left_alone.append(name)  # the user changed it since: theirs now
     wanted = {}
     for name, entry in target.items():
-        if name in namespace and fingerprint(namespace[name]) == entry.get("fingerprint"):
+        # An equal value is not enough where the name shared its owner's object: it must share it still.
+        owner = entry.get("alias_of")
+        apart = owner in target and namespace.get(str(owner)) is not namespace.get(name)
+        if name in namespace and not apart and fingerprint(namespace[name]) == entry.get("fingerprint"):
             report.kept.append(name)
         else:
             wanted[name] = entry
