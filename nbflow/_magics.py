@@ -146,31 +146,36 @@ def _gc_options(words: list[str]) -> tuple[int | None, bool]:
     pending = list(words)
     while pending:
         word = pending.pop(0)
+        number = _number_option(word, pending, "gc", "--keep-last", "versions to keep", 10)
         if word == "--drop-expired":
             drop_expired = True
-        elif word == "--keep-last" or word.startswith("--keep-last="):
-            value = word.partition("=")[2] or (pending.pop(0) if pending else "")
-            if not value.isdigit():
-                raise UsageError(f"%nbflow gc --keep-last takes a whole number of versions to keep (got {value!r}), e.g. --keep-last 10.")
-            keep_last = int(value)
+        elif number is not None:
+            keep_last = number
         else:
             raise UsageError(f"%nbflow gc: unknown option {word!r}; use %nbflow gc [--keep-last N] [--drop-expired].")
     return keep_last, drop_expired
 
 
 def _page_size(words: list[str]) -> int:
-    pending = list(words)
     page_size = 25
+    pending = list(words)
     while pending:
         word = pending.pop(0)
-        if word == "--page-size" or word.startswith("--page-size="):
-            value = word.partition("=")[2] or (pending.pop(0) if pending else "")
-            if not value.isdigit():
-                raise UsageError(f"%nbflow panel --page-size takes a whole number of rows per page (got {value!r}), e.g. --page-size 50.")
-            page_size = int(value)
-        else:
+        number = _number_option(word, pending, "panel", "--page-size", "rows per page", 50)
+        if number is None:
             raise UsageError(f"%nbflow panel: unknown option {word!r}; use %nbflow panel [--page-size N].")
+        page_size = number
     return page_size
+
+
+def _number_option(word: str, pending: list[str], command: str, option: str, meaning: str, example: int) -> int | None:
+    """N if ``word`` is ``option N`` (taking N from ``pending``) or ``option=N``; ``None`` if it is another word."""
+    if word != option and not word.startswith(option + "="):
+        return None
+    value = word.partition("=")[2] or (pending.pop(0) if pending else "")
+    if not value.isdigit():
+        raise UsageError(f"%nbflow {command} {option} takes a whole number of {meaning} (got {value!r}), e.g. {option} {example}.")
+    return int(value)
 
 
 def _setting(word: str) -> tuple[str, str]:
