@@ -17,14 +17,13 @@ Tests never assert times: timings live here only.
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Row, child, machine, render  # noqa: E402
+from run import Row, child, write_results  # noqa: E402
 
 
 def build_cache(directory: Path, steps: int, versions: int) -> None:
@@ -143,24 +142,13 @@ def main() -> None:
         Row("P", "bytes of HTML sent for one page of steps and of versions", result["page_html"], None, "", None,
             f"the full tables are {result['full_html']:,} B", 100_000),
     ]  # fmt: skip
-    table = render(rows)
-    print("\n".join(table))
-    header = [
-        "# nbflow panel benchmark",
-        "",
-        f"`python benchmarks/panel.py --steps {args.steps} --versions {args.versions} --repeat {args.repeat}`, "
-        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {time.perf_counter() - started:.0f} s in all.",
-        "",
-        f"Machine: {machine()}.",
-        "",
+    method = (
         "Medians of the runs, measured in a fresh process after the cache was built (as after a kernel restart). "
         "The baseline is reading the same steps and versions as the text tables of `%nbflow status` and `%nbflow versions`. "
-        "The panel renders one page (25 rows) of steps and of versions; the rest is paged.",
-        "",
-    ]
-    args.out.write_text("\n".join(header + table) + "\n")
-    print(f"written to {args.out}", file=sys.stderr)
-
+        "The panel renders one page (25 rows) of steps and of versions; the rest is paged."
+    )
+    command = f"python benchmarks/panel.py --steps {args.steps} --versions {args.versions} --repeat {args.repeat}"
+    write_results(args.out, "nbflow panel benchmark", command, started, method, rows)
 
 if __name__ == "__main__":
     main()

@@ -157,22 +157,10 @@ def nbflow_engine(directory: Path) -> Any:
 
 
 def engine_save(engine: Any, value: object) -> None:
-    from nbflow._engine import NO_RESULT, StepOptions
+    from nbflow._engine import StepOptions
 
-    report = engine.save(
-        "value",
-        kind="function",
-        code_hash="bench",
-        source="",
-        inputs={},
-        outputs={"return": value},
-        aliases={},
-        deleted=[],
-        result=NO_RESULT,
-        events=[],
-        started_at=0.0,
-        duration=0.0,
-        options=StepOptions(),
+    report = engine.save_return(
+        "value", value, code_hash="bench", source="", inputs={}, started_at=0.0, duration=0.0, options=StepOptions()
     )
     assert report.ok, report
 
@@ -585,25 +573,24 @@ def main() -> None:
         for name in args.only.split(","):
             print(f"running {name} ...", file=sys.stderr, flush=True)
             rows += workloads[name](args, scratch)
-    table = render(rows)
-    print("\n".join(table))
-    header = [
-        "# nbflow benchmark results",
-        "",
-        f"`python benchmarks/run.py{' --quick' if args.quick else ''} --repeat {args.repeat}`, "
-        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {time.perf_counter() - started:.0f} s in all.",
-        "",
-        f"Machine: {machine()}.",
-        "",
+    method = (
         "Medians of the runs; every ratio compares two figures of this same run. `raw` is a plain file write, or a read "
         "into freshly allocated memory, of the same bytes. Cold restores evict the files from the page cache first. "
         "Save times stop when the data is in the page cache (no fsync), for every contender; "
-        f"a measurement whose runs pass {SLOW:.0f} s in all stops repeating (the slow peers on W3).",
-        "",
-    ]
-    args.out.write_text("\n".join(header + table) + "\n")
-    print(f"written to {args.out}", file=sys.stderr)
+        f"a measurement whose runs pass {SLOW:.0f} s in all stops repeating (the slow peers on W3)."
+    )
+    command = f"python benchmarks/run.py{' --quick' if args.quick else ''} --repeat {args.repeat}"
+    write_results(args.out, "nbflow benchmark results", command, started, method, rows)
 
+
+def write_results(out: Path, title: str, command: str, started: float, method: str, rows: list[Row]) -> None:
+    """Print the table, and write it to ``out`` as markdown under a header naming the command, the time and the machine."""
+    table = render(rows)
+    print("\n".join(table))
+    when = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {time.perf_counter() - started:.0f} s in all."
+    header = [f"# {title}", "", f"`{command}`, {when}", "", f"Machine: {machine()}.", "", method, ""]
+    out.write_text("\n".join(header + table) + "\n")
+    print(f"written to {out}", file=sys.stderr)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ from ._engine import Engine
 from ._errors import InvalidOption, NbflowError
 from ._gc import GcReport, collect
 from ._history import Diff, VersionTable, diff_versions, resolve_values, version_table
-from ._panel_model import check_page_size
 from ._resume import ResumeReport, resume_steps
 from ._session import get_session
 from ._snapshot import Snapshot, take_snapshot
@@ -139,7 +138,6 @@ def panel(namespace: MutableMapping[str, Any] | None = None, *, page_size: int =
     Display it as a cell's last expression. It follows the steps this kernel runs.
     ``page_size`` rows are shown per page of steps or versions (1-500).
     """
-    check_page_size(page_size)
     target, hidden = _user_namespace(namespace)
     try:
         from ._panel import Panel

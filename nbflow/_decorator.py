@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 from ._code import code_hash, function_globals
 from ._config import check_on_change
 from ._duration import parse_ttl
-from ._engine import NO_RESULT, Engine, StepOptions
+from ._engine import Engine, StepOptions
 from ._errors import CorruptBlob, InvalidKey, warn
 from ._events import emit, running_entry
 from ._keys import render_key, template_fields, validate_key
@@ -114,17 +114,12 @@ def step(func: Any = None, /, *, key: str | None = None, ttl: Any = _UNSET, on_c
         for name in inputs:
             if name in namespace:
                 inputs[name] = fingerprint(namespace[name])
-        report = engine.save(
+        report = engine.save_return(
             step_key,
-            kind="function",
+            value,
             code_hash=func_hash,
             source=identity,
             inputs=inputs,
-            outputs={"return": value},
-            aliases={},
-            deleted=[],
-            result=NO_RESULT,
-            events=[],
             started_at=started_at,
             duration=time.perf_counter() - clock_start,
             options=options,

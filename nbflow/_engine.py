@@ -166,23 +166,29 @@ class Engine:
         as they are touched; their checksum is not verified (that would read them all).
         """
         store = self.session.store
-        values: dict[str, Any] = {}
-        nbytes = 0
         outputs: Mapping[str, Mapping[str, Any]] = record.get("outputs") or {}
-        total = sum(int(meta.get("size") or 0) for meta in outputs.values())
+        nbytes = sum(int(meta.get("size") or 0) for meta in outputs.values())  # an alias's size is 0
         listener = progress_listener(self.session.activity, str(record.get("key")), str(record.get("kind", "cell")))
-        with tracking(f"restoring {record.get('key')}", total, listener=listener):
-            for name, meta in outputs.items():
-                if meta.get("alias_of"):
-                    continue
-                values[name] = self._read(store, meta, mmap=mmap)
-                nbytes += int(meta.get("size") or 0)
-        for name, meta in outputs.items():
-            if meta.get("alias_of"):
-                values[name] = values[meta["alias_of"]]
+        with tracking(f"restoring {record.get('key')}", nbytes, listener=listener):
+            values = self.read_values(outputs, mmap=mmap)
         result = self._read(store, record["result"]) if record.get("result") else NO_RESULT
         events = self._read(store, record["events"]) if record.get("events") else []
         return Restored(values, list(record.get("deleted") or []), result, events, nbytes)
+
+    def read_values(self, entries: Mapping[str, Mapping[str, Any]], *, mmap: bool = False) -> dict[str, Any]:
+        """Read name -> saved value; a name saved as sharing another name's object (same blob) shares it again.
+
+        Raises `CorruptBlob`.
+        """
+        values: dict[str, Any] = {}
+        for name, entry in entries.items():
+            target = entry.get("alias_of")
+            if not (target and target in entries and entries[target].get("blob") == entry.get("blob")):
+                values[name] = self.read(entry, mmap=mmap)
+        for name, entry in entries.items():
+            if name not in values:
+                values[name] = values[entry["alias_of"]]
+        return values
 
     def read(self, meta: Mapping[str, Any], *, mmap: bool = False) -> Any:
         """Read one saved value described by ``meta`` (its ``blob``); raises `CorruptBlob`."""
@@ -298,6 +304,35 @@ class Engine:
         report.nbytes = sum(frame.nbytes for frame in frames.values())
         report.record = record
         return report
+
+    def save_return(
+        self,
+        key: str,
+        value: Any,
+        *,
+        code_hash: str,
+        source: str,
+        inputs: Mapping[str, str | None],
+        started_at: float,
+        duration: float,
+        options: StepOptions,
+    ) -> SaveReport:
+        """Checkpoint a function step's return value (`@step`): `save` with one output, ``return``."""
+        return self.save(
+            key,
+            kind="function",
+            code_hash=code_hash,
+            source=source,
+            inputs=inputs,
+            outputs={"return": value},
+            aliases={},
+            deleted=[],
+            result=NO_RESULT,
+            events=[],
+            started_at=started_at,
+            duration=duration,
+            options=options,
+        )
 
     def save_failure(
         self,

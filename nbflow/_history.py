@@ -147,20 +147,8 @@ def resolve_values(engine: Engine, version_id: str) -> dict[str, Any]:
 
 
 def load_entries(engine: Engine, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Read the values of name -> entry; names that shared one object when saved share one again.
-
-    Large arrays come back as copy-on-write maps when the ``mmap`` setting is on.
-    """
-    values: dict[str, Any] = {}
-    mmap = engine.session.config.mmap
-    for name, entry in entries.items():
-        target = entry.get("alias_of")
-        if not (target and target in entries and entries[target].get("blob") == entry.get("blob")):
-            values[name] = engine.read(entry, mmap=mmap)
-    for name, entry in entries.items():
-        if name not in values:
-            values[name] = values[entry["alias_of"]]
-    return values
+    """Read the values of name -> entry, sharing restored; large arrays are maps when the ``mmap`` setting is on."""
+    return engine.read_values(entries, mmap=engine.session.config.mmap)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ class Panel:
         self.page_size = check_page_size(page_size)
         self.model = PanelModel(engine, namespace, hidden)
         self._shell = shell
-        self._due = False
+        self._due: set[str] = set()
+        """What step events made out of date: "steps", "versions"."""
         self._pending: Callable[[], str] | None = None
         self._message_text = ""
         self._build()
@@ -203,24 +204,35 @@ class Panel:
 
     def _on_event(self, event: StepEvent) -> None:
         self.model.apply(event)
-        self._due = True
+        if event.kind == "version_created":
+            self._due.add("versions")
+        elif event.kind not in ("step_started", "step_progress"):  # a step ended: other rows may have gone stale
+            self._due.add("steps")
         if self._shell is None:  # no cell boundary to wait for: read the cache now
-            self.refresh()
+            self._read_due()
             return
         self._render_header()
         self._render_steps()
 
     def _after_cell(self, *_: Any) -> None:
-        if self._due:
-            self.refresh()
+        self._read_due()
+
+    def _read_due(self) -> None:
+        """Re-read what step events made out of date (steps, versions), once, and redraw."""
+        due, self._due = self._due, set()
+        if "steps" in due:
+            self.model.refresh_steps()
+        if "versions" in due:
+            self.model.refresh_versions()
+        if due:
+            self._render_header()
+            self._render_steps()
+            self._render_versions()
 
     def refresh(self) -> None:
         """Read the cache again and redraw (the Refresh button)."""
-        self._due = False
-        self.model.refresh()
-        self._render_header()
-        self._render_steps()
-        self._render_versions()
+        self._due = {"steps", "versions"}
+        self._read_due()
 
     def _reread(self) -> str:
         self.refresh()

@@ -49,13 +49,19 @@ class ResumeReport:
         return "\n".join(lines)
 
 
-def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: list[dict[str, Any]] | None = None) -> ResumePlan:
+def plan_resume(
+    engine: Engine,
+    namespace: MutableMapping[str, Any],
+    records: list[dict[str, Any]] | None = None,
+    fingerprints: dict[str, str | None] | None = None,
+) -> ResumePlan:
     """Find the largest set of cell steps whose recorded inputs hold once they are all restored.
 
     A step holds when each input it read will have, after the restore, the
     value it read: from the last restored step that produced it, else from
     the namespace. An input nobody defines yet (a plain cell not run since the
     restart) does not stop it, unless a step that is not restored produced it.
+    ``fingerprints`` caches the namespace's fingerprints by name, for a caller that needs them too.
     """
     plan = ResumePlan()
     records = engine.session.records() if records is None else records
@@ -77,7 +83,7 @@ def plan_resume(engine: Engine, namespace: MutableMapping[str, Any], records: li
         else:
             candidates.append(record)
     produced_by_any = {name for record in records for name in _produces(record)}
-    current: dict[str, str | None] = {}
+    current: dict[str, str | None] = {} if fingerprints is None else fingerprints
     changed = True
     while changed:
         changed = False
@@ -149,7 +155,7 @@ def _broken_input(
 
 def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Container[str] = ()) -> ResumeReport:
     """Restore every still-valid completed cell step into ``namespace`` in run order, executing nothing."""
-    records = engine.session.records()
+    records = everything = engine.session.records()
     report = ResumeReport()
     while True:
         plan = plan_resume(engine, namespace, records)
@@ -175,9 +181,9 @@ def resume_steps(engine: Engine, namespace: MutableMapping[str, Any], hidden: Co
         names.update(restored.values)
         report.restored.append(record["key"])
         emit_restored(engine, record)
-    by_key = {record["key"]: record for record in engine.session.records()} if report.skipped and has_subscribers() else {}
-    for key, reason in report.skipped.items():
-        if key in by_key:
+    if report.skipped and has_subscribers():
+        by_key = {record["key"]: record for record in everything}
+        for key, reason in report.skipped.items():
             emit_skipped(engine, by_key[key], reason)
     for record in plan.valid:
         for name, expected in (record.get("inputs") or {}).items():

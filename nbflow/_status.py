@@ -19,10 +19,10 @@ def status_rows(engine: Engine, namespace: Mapping[str, Any] | None = None) -> S
     """
     session = engine.session
     records = session.records()
-    plan = plan_resume(engine, dict(namespace or {}), records)
+    fingerprints: dict[str, str | None] = {}  # each namespace value is hashed once, for the plan and the checks below
+    plan = plan_resume(engine, dict(namespace or {}), records, fingerprints)
     now = session.clock()
     activity = session.activity
-    fingerprints: dict[str, str | None] = {}
     rows = []
     for record in records:
         key = record["key"]

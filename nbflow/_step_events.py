@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,15 +30,16 @@ def emit_completed(engine: Engine, key: str, kind: str, report: SaveReport, vers
     session = engine.session
     now = session.clock()
 
-    def state() -> dict[str, Any]:
+    @functools.cache  # the record is read at most once for both events
+    def entry() -> dict[str, Any]:
         record = report.record or engine.load(key)
         if record is None:  # nothing could be written: the run happened, its checkpoint did not
             return {**running_entry(kind, None), "state": "incomplete", "unsaved": {"(checkpoint)": report.error or "not saved"}}
         return step_entry(record, now)
 
-    emit(session.activity, "step_completed", key, state)
+    emit(session.activity, "step_completed", key, lambda: dict(entry()))
     if version is not None:
-        emit(session.activity, "version_created", key, state, version=version_info(version))
+        emit(session.activity, "version_created", key, lambda: dict(entry()), version=version_info(version))
 
 
 def emit_skipped(engine: Engine, record: Mapping[str, Any], reason: str) -> None:

@@ -15,7 +15,7 @@ from conftest import restart, run
 from nbflow import NbflowWarning
 from nbflow._config import Config
 from nbflow._disk_store import LARGE_BLOB_BYTES, DiskStore
-from nbflow._engine import NO_RESULT, Engine, StepOptions
+from nbflow._engine import Engine, StepOptions
 from nbflow._serialization import FORMAT_VERSION, deserialize, fingerprint, serialize
 from nbflow._session import Session, get_session
 
@@ -60,21 +60,7 @@ def every_dtype(rows: int) -> pd.DataFrame:
 
 
 def engine_round_trip(engine: Engine, value: object, *, mmap: bool = False) -> object:
-    report = engine.save(
-        "value",
-        kind="function",
-        code_hash="h",
-        source="",
-        inputs={},
-        outputs={"return": value},
-        aliases={},
-        deleted=[],
-        result=NO_RESULT,
-        events=[],
-        started_at=0.0,
-        duration=0.0,
-        options=StepOptions(),
-    )
+    report = engine.save_return("value", value, code_hash="h", source="", inputs={}, started_at=0.0, duration=0.0, options=StepOptions())
     assert report.ok, report
     record = engine.load("value")
     assert record is not None
